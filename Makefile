@@ -15,8 +15,8 @@ HTML   := _build/html
 # final figure instead of redrawing a live plot.
 HEADLESS := LLM_BOOK_HEADLESS=1
 # Every Python process started for notebooks refuses non-local connections
-# and records any attempt in this log (tests/netguard/sitecustomize.py).
-NETGUARD := PYTHONPATH=$(CURDIR)/tests/netguard NETGUARD_LOG=$(CURDIR)/_build/netguard.log
+# and records any attempt in _build/netguard-*.log (tests/netguard/sitecustomize.py).
+NETGUARD := PYTHONPATH=$(CURDIR)/tests/netguard NETGUARD_LOG=$(CURDIR)/_build/netguard
 # Where the kernel allows it, run notebooks in a network namespace that has
 # only the loopback interface, so nothing can leave the machine.
 OFFLINE := tools/offline
@@ -38,20 +38,21 @@ $(STAMP): requirements.txt requirements-data.txt constraints.txt pyproject.toml
 
 venv: $(STAMP)
 
-$(VENDOR)/.complete: tools/vendor_assets.py | $(STAMP)
+$(VENDOR)/.complete: tools/vendor_assets.py tools/widgets-require-config.js | $(STAMP)
 	$(BIN)/python tools/vendor_assets.py $(VENDOR)
 
 book: $(STAMP) $(VENDOR)/.complete
-	mkdir -p _build && : > _build/netguard.log
-	$(HEADLESS) $(NETGUARD) $(OFFLINE) $(BIN)/jupyter-book build . --builder html -W --keep-going
+	rm -rf $(HTML)  # no stale pages; executed notebooks come from the cache
+	mkdir -p _build && : > _build/netguard-book.log
+	$(HEADLESS) $(NETGUARD)-book.log $(OFFLINE) $(BIN)/jupyter-book build . --builder html -W --keep-going
 	@echo "Open $(HTML)/index.html"
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit --cov=helpers --cov-report=term-missing --cov-fail-under=90
 
 test-notebooks: $(STAMP)
-	mkdir -p _build && : > _build/netguard.log
-	$(HEADLESS) $(NETGUARD) $(OFFLINE) $(BIN)/python -m pytest --nbval-lax notebooks -p no:cacheprovider
+	mkdir -p _build && : > _build/netguard-notebooks.log
+	$(HEADLESS) $(NETGUARD)-notebooks.log $(OFFLINE) $(BIN)/python -m pytest --nbval-lax notebooks
 
 test-book: book
 	$(BIN)/python -m pytest tests/book
@@ -59,7 +60,7 @@ test-book: book
 test: test-unit test-notebooks test-book
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=. notebooks/06_rnn.ipynb
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(CURDIR)
 
 clean:
 	rm -rf $(HTML) _build/jupyter_execute _build/.doctrees _build/screenshots

@@ -45,6 +45,8 @@ PACKAGES = [
     ),
 ]
 STAMP = ".complete"
+#: Our own script, served beside the vendored ones (see its comments).
+REQUIRE_CONFIG = Path(__file__).with_name("widgets-require-config.js")
 
 
 def _integrity(path: Path) -> str:
@@ -65,6 +67,7 @@ def _npm_pack(spec: str, folder: Path) -> Path:
 
 def vendor(target: Path) -> None:
     expected = {spec: integrity for spec, integrity, _, _ in PACKAGES}
+    expected[REQUIRE_CONFIG.name] = _integrity(REQUIRE_CONFIG)
     stamp = target / STAMP
     if stamp.exists() and json.loads(stamp.read_text()) == expected:
         return
@@ -86,6 +89,7 @@ def vendor(target: Path) -> None:
             else:
                 shutil.copy2(source, target / dest)
             print(f"vendored {spec} → {target / dest}")
+    shutil.copy2(REQUIRE_CONFIG, target / REQUIRE_CONFIG.name)
     stamp.write_text(json.dumps(expected, indent=1))
 
 

@@ -61,8 +61,17 @@ def connect_ex(self, address):
     return _connect_ex(self, address)
 
 
+def _is_address(host) -> bool:
+    try:
+        ipaddress.ip_address((host.decode() if isinstance(host, bytes) else str(host)).strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def getaddrinfo(host, *args, **kwargs):
-    if not _is_local_host(host):
+    """Name lookups of other hosts are refused; address literals pass to connect()."""
+    if not _is_local_host(host) and not _is_address(host):
         _record(f"name lookup of {host!r}")
         raise socket.gaierror(socket.EAI_NONAME, f"network guard: lookup of {host!r} refused (the book runs offline)")
     return _getaddrinfo(host, *args, **kwargs)

@@ -1,0 +1,76 @@
+"""Checks on the repository itself: notebooks, table of contents, pins."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+DOWNLOADS = ("from_pretrained(", "fetch_20newsgroups", "nltk.download", "urlretrieve", "requests.get", "get_file(", "urlopen(")
+
+
+def cells(path, kind=None):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return [c for c in nb["cells"] if kind is None or c["cell_type"] == kind]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ is empty"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(path):
+    for cell in cells(path, "code"):
+        assert cell["outputs"] == [] and cell["execution_count"] is None, (
+            f"{path.name}: a code cell has stored output; clear outputs before committing"
+        )
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert "widgets" not in nb["metadata"], f"{path.name}: saved widget state belongs to the build, not git"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_follows_the_chapter_pattern(path):
+    code = [source(c) for c in cells(path, "code")]
+    markdown = "\n".join(source(c) for c in cells(path, "markdown"))
+    assert source(cells(path)[0]).startswith("# "), "the first cell is the title"
+    assert "device.setup(" in code[0], "the first code cell prints the hardware (device.setup)"
+    assert sum("assert " in c for c in code) >= 3, "claims are proven with asserts"
+    assert not [d for d in DOWNLOADS if any(d in c for c in code)], "notebooks never download"
+    assert "widgets.Panel(" in "\n".join(code), "every chapter has a widget panel"
+    solutions = [c for c in cells(path, "code") if "hide-cell" in c.get("metadata", {}).get("tags", [])]
+    assert len(solutions) >= 3 and all("assert" in source(c) for c in solutions), "≥ 3 exercises with checked, hidden solutions"
+    assert "## Exercises" in markdown and "## Summary" in markdown
+    assert "TODO" not in markdown + "\n".join(code)
+
+
+def test_every_notebook_is_in_the_table_of_contents():
+    toc = (ROOT / "_toc.yml").read_text()
+    listed = set(re.findall(r"file:\s*(notebooks/\S+)", toc))
+    assert listed == {f"notebooks/{p.stem}" for p in NOTEBOOKS}
+
+
+def test_every_requirement_is_pinned_exactly():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    for file in ("requirements.txt", "requirements-data.txt"):
+        for line in (ROOT / file).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if not line or line.startswith("-e"):
+                continue
+            name = re.split(r"[<>=!~\[ ]", line)[0].lower().replace("_", "-")
+            assert name in pins, f"{name} from {file} has no exact pin in constraints.txt"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make test" in ci

@@ -21,12 +21,13 @@ NETGUARD := PYTHONPATH=$(CURDIR)/tests/netguard NETGUARD_LOG=$(CURDIR)/_build/ne
 # only the loopback interface, so nothing can leave the machine.
 OFFLINE := tools/offline
 
-.PHONY: help venv book test test-unit test-notebooks test-book lab clean
+.PHONY: help venv book test test-unit test-notebooks test-book test-lab bench lab clean
 
 help:
 	@echo "make book   build the HTML book into $(HTML) (executes the notebooks, cached)"
 	@echo "make test   unit tests, every notebook, the book build and the browser checks"
 	@echo "make lab    start JupyterLab on 127.0.0.1 with a token"
+	@echo "make bench  measure training speed and notebook times into book/performance.md"
 	@echo "make clean  remove build output (keeps .venv)"
 
 $(STAMP): requirements.txt requirements-data.txt constraints.txt pyproject.toml
@@ -57,10 +58,23 @@ test-notebooks: $(STAMP)
 test-book: book
 	$(BIN)/python -m pytest tests/book
 
-test: test-unit test-notebooks test-book
+# JupyterLab in headless Chromium: run the RNN chapter, change widgets, press
+# Train; three times in a row, each with a fresh server.
+test-lab: $(STAMP)
+	mkdir -p _build && : > _build/netguard-lab.log
+	$(NETGUARD)-lab.log $(BIN)/python -m pytest tests/lab
+
+# Measurements for book/performance.md (not part of `make test`; about 10
+# minutes on 2 cores).  BUDGET sets the training seconds of the char LM.
+BUDGET ?= 300
+bench: $(STAMP)
+	$(NETGUARD)-bench.log $(BIN)/python bench/run.py --budget $(BUDGET)
+
+test: test-unit test-notebooks test-book test-lab
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(CURDIR)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(CURDIR) \
+	  --LabApp.extension_manager=readonly $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf $(HTML) _build/jupyter_execute _build/.doctrees _build/screenshots

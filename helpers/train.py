@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helpers import device  # noqa: F401  (imports TensorFlow quietly, before keras)
+
+import keras  # noqa: E402
+
 #: Environment variable that turns live plotting off (set by ``make test``
 #: and ``make book``, where no one watches the notebook run).
 HEADLESS_ENV = "LLM_BOOK_HEADLESS"
@@ -38,6 +42,7 @@ class History:
     seconds: list[float] = field(default_factory=list)  # training time (s) at each point
     val_step: list[int] = field(default_factory=list)  # global step of each validation
     val_loss: list[float] = field(default_factory=list)  # validation loss at that step
+    val_seconds: list[float] = field(default_factory=list)  # training time (s) at that step
     epochs: list[dict] = field(default_factory=list)  # Keras' end-of-epoch logs, one dict each
 
     def __len__(self) -> int:
@@ -141,18 +146,29 @@ def _progress_text(epoch, epochs, step, steps, loss, val_loss, rate, seconds) ->
 class _LiveView:
     """Progress line and loss plot as widgets, updated in place.
 
-    Redrawing costs time, so the plot is redrawn at most every
-    ``refresh_seconds`` and never more often than keeps drawing under 2 % of
+    One figure is kept and only its line data change, so a redraw costs a
+    few tens of milliseconds.  It is redrawn at most every
+    ``refresh_seconds``, and never more often than keeps drawing under 2 % of
     the elapsed time.
     """
 
     def __init__(self, refresh_seconds: float):
         import ipywidgets
+        from matplotlib.figure import Figure
 
         self.refresh_seconds = refresh_seconds
         self.progress = ipywidgets.HTML("starting…")
         self.image = ipywidgets.Image(format="png")
         self.box = ipywidgets.VBox([self.progress, self.image])
+        self.figure = Figure(figsize=(6.4, 3.2), dpi=90)
+        self.figure.subplots_adjust(left=0.11, right=0.97, bottom=0.16, top=0.95)
+        self.axes = self.figure.add_subplot()
+        (self.train_line,) = self.axes.plot([], [], color="tab:blue", label="training")
+        (self.val_line,) = self.axes.plot([], [], "o-", color="tab:orange", label="validation")
+        self.axes.set_xlabel("optimiser step")
+        self.axes.set_ylabel("loss")
+        self.axes.grid(alpha=0.3)
+        self.axes.legend(loc="upper right")
         self._next_draw = 0.0
         self._next_text = 0.0
         _display(self.box)
@@ -163,7 +179,11 @@ class _LiveView:
             self._next_text = now + 0.25
         if force or now >= self._next_draw:
             start = time.perf_counter()
-            self.image.value = figure_png(_loss_figure(history))
+            self.train_line.set_data(history.step, history.loss)
+            self.val_line.set_data(history.val_step, history.val_loss)
+            self.axes.relim()
+            self.axes.autoscale_view()
+            self.image.value = figure_png(self.figure)
             cost = time.perf_counter() - start
             self._next_draw = now + max(self.refresh_seconds, 50 * cost)
 
@@ -182,107 +202,113 @@ def _tokens_per_batch(dataset) -> int | None:
     return int(np.prod(shape)) if shape.rank else 1
 
 
-def _monitor_class():
-    import keras
+class TrainingClock(keras.callbacks.Callback):
+    """Measures training time, excluding the validation passes inside ``fit``.
 
-    class Monitor(keras.callbacks.Callback):
-        """Records the curves, stops on NaN/Inf, and feeds the live view."""
+    Other callbacks subclass it to act on training time, for example to stop
+    after a time budget (see ``bench/run.py``).
+    """
 
-        def __init__(self, history, tokens_per_batch, epochs, view, log_every):
-            super().__init__()
-            self.history = history
-            self.tokens_per_batch = tokens_per_batch
-            self.epochs = epochs
-            self.view = view
-            self.log_every = log_every
-            self.global_step = 0
-            self.tokens = 0
-            self.diverged_at: tuple[int, int, float] | None = None
-            self.train_seconds = 0.0
-            self._segment_start: float | None = None
-            self._epoch = 0
-            self._last_index = 0  # batches seen this epoch at the previous curve point
-            self._last_mean = 0.0
+    def __init__(self):
+        super().__init__()
+        self.train_seconds = 0.0  # closed training segments
+        self._segment_start: float | None = None
 
-        # time accounting: training time excludes validation
-        def _resume(self):
-            self._segment_start = time.perf_counter()
+    def elapsed(self) -> float:
+        """Seconds of training so far."""
+        running = 0.0 if self._segment_start is None else time.perf_counter() - self._segment_start
+        return self.train_seconds + running
 
-        def _pause(self):
-            if self._segment_start is not None:
-                self.train_seconds += time.perf_counter() - self._segment_start
-                self._segment_start = None
+    def _resume(self):
+        self._segment_start = time.perf_counter()
 
-        def elapsed(self) -> float:
-            running = 0.0 if self._segment_start is None else time.perf_counter() - self._segment_start
-            return self.train_seconds + running
+    def _pause(self):
+        self.train_seconds = self.elapsed()
+        self._segment_start = None
 
-        def on_train_begin(self, logs=None):
-            self._resume()
+    def on_train_begin(self, logs=None):
+        self._resume()
 
-        def on_train_end(self, logs=None):
-            self._pause()
+    def on_train_end(self, logs=None):
+        self._pause()
 
-        def on_test_begin(self, logs=None):
-            self._pause()
+    def on_test_begin(self, logs=None):
+        self._pause()
 
-        def on_test_end(self, logs=None):
-            self._resume()
+    def on_test_end(self, logs=None):
+        self._resume()
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self._epoch = epoch + 1
-            self._last_index = 0
-            self._last_mean = 0.0
 
-        def on_train_batch_end(self, batch, logs=None):
-            self.global_step += 1
-            self.tokens += self.tokens_per_batch or 0
-            mean = float((logs or {}).get("loss", math.nan))
-            index = batch + 1  # batches seen this epoch; Keras' loss is their running mean
-            if not math.isfinite(mean):
-                self.diverged_at = (self._epoch, self.global_step, mean)
-                self.model.stop_training = True
-                return
-            if index - self._last_index >= self.log_every:
-                interval = (mean * index - self._last_mean * self._last_index) / (index - self._last_index)
-                self.history.step.append(self.global_step)
-                self.history.loss.append(interval)
-                self.history.seconds.append(self.elapsed())
-                self._last_index, self._last_mean = index, mean
-                if self.view is not None:
-                    self._refresh(mean)
+class _Monitor(TrainingClock):
+    """Records the curves, stops on NaN/Inf, and feeds the live view."""
 
-        def on_epoch_end(self, epoch, logs=None):
-            logs = dict(logs or {})
-            logs["epoch"] = epoch + 1
-            self.history.epochs.append(logs)
-            val = logs.get("val_loss")
-            if val is not None and self.diverged_at is None:
-                self.history.val_step.append(self.global_step)
-                self.history.val_loss.append(float(val))
+    def __init__(self, history, tokens_per_batch, epochs, view, log_every):
+        super().__init__()
+        self.history = history
+        self.tokens_per_batch = tokens_per_batch
+        self.epochs = epochs
+        self.view = view
+        self.log_every = log_every
+        self.global_step = 0
+        self.tokens = 0
+        self.diverged_at: tuple[int, int, float] | None = None
+        self._epoch = 0
+        self._last_index = 0  # batches seen this epoch at the previous curve point
+        self._last_mean = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+        self._last_index = 0
+        self._last_mean = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.global_step += 1
+        self.tokens += self.tokens_per_batch or 0
+        mean = float((logs or {}).get("loss", math.nan))
+        index = batch + 1  # batches seen this epoch; Keras' loss is their running mean
+        if not math.isfinite(mean):
+            self.diverged_at = (self._epoch, self.global_step, mean)
+            self.model.stop_training = True
+            return
+        if index - self._last_index >= self.log_every:
+            interval = (mean * index - self._last_mean * self._last_index) / (index - self._last_index)
+            self.history.step.append(self.global_step)
+            self.history.loss.append(interval)
+            self.history.seconds.append(self.elapsed())
+            self._last_index, self._last_mean = index, mean
             if self.view is not None:
-                self._refresh(logs.get("loss"), force=True)
-            elif self.diverged_at is None:
-                print(self.progress_text(logs.get("loss")), flush=True)
+                self._refresh(mean)
 
-        def progress_text(self, loss) -> str:
-            seconds = self.elapsed()
-            steps = self.params.get("steps") if self.params else None
-            return _progress_text(
-                self._epoch,
-                self.epochs,
-                self.global_step,
-                steps * self.epochs if steps else None,
-                loss,
-                self.history.val_loss[-1] if self.history.val_loss else None,
-                self.tokens / seconds if seconds > 0 else 0.0,
-                seconds,
-            )
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        logs["epoch"] = epoch + 1
+        self.history.epochs.append(logs)
+        val = logs.get("val_loss")
+        if val is not None and self.diverged_at is None:
+            self.history.val_step.append(self.global_step)
+            self.history.val_loss.append(float(val))
+            self.history.val_seconds.append(self.elapsed())
+        if self.view is not None:
+            self._refresh(logs.get("loss"), force=True)
+        elif self.diverged_at is None:
+            print(self.progress_text(logs.get("loss")), flush=True)
 
-        def _refresh(self, loss, force=False):
-            self.view.update(time.perf_counter(), self.progress_text(loss), self.history, force)
+    def progress_text(self, loss) -> str:
+        seconds = self.elapsed()
+        steps = self.params.get("steps") if self.params else None
+        return _progress_text(
+            self._epoch,
+            self.epochs,
+            self.global_step,
+            steps * self.epochs if steps else None,
+            loss,
+            self.history.val_loss[-1] if self.history.val_loss else None,
+            self.tokens / seconds if seconds > 0 else 0.0,
+            seconds,
+        )
 
-    return Monitor
+    def _refresh(self, loss, force=False):
+        self.view.update(time.perf_counter(), self.progress_text(loss), self.history, force)
 
 
 # --------------------------------------------------------------------------
@@ -342,7 +368,7 @@ def fit(
 
     history = History()
     view = _LiveView(refresh_seconds) if live else None
-    monitor = _monitor_class()(history, tokens_per_batch, epochs, view, log_every)
+    monitor = _Monitor(history, tokens_per_batch, epochs, view, log_every)
     status, message = "completed", ""
     try:
         model.fit(

@@ -6,14 +6,13 @@ request, show every image, and have its mathematics typeset by MathJax.
 """
 
 import time
-from urllib.parse import urlparse
 
+import chromium
 import pytest
 
 from conftest import HTML
 
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html") if "_static" not in p.parts)
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 
 def test_every_page_was_found():
@@ -39,17 +38,8 @@ def _wait_for_mathjax(page, timeout=20.0):
 def test_page_works_offline(browser, book_url, screenshots, path):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    blocked, failed, errors = [], [], []
-
-    def route(r):
-        host = urlparse(r.request.url).hostname
-        if host in LOCAL_HOSTS:
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
+    blocked = chromium.block_other_hosts(context)
+    failed, errors = [], []
     page.on("requestfailed", lambda req: failed.append(f"{req.url} ({req.failure})"))
     page.on("response", lambda res: res.status >= 400 and failed.append(f"{res.url} (HTTP {res.status})"))
     page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))

@@ -1,0 +1,54 @@
+"""Smoke test: `make bench` still runs end to end (a few seconds, a tiny model)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_runs_and_writes_its_outputs(tmp_path):
+    bench = load_bench()
+    results = bench.main([
+        "--budget", "3", "--model", "tiny", "--validate-every", "20",
+        "--overhead-steps", "5", "--repeats", "1", "--notebooks", "", "--survey-seconds", "0",
+        "--out", str(tmp_path), "--page", str(tmp_path / "performance.md"),
+    ])
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["char_lm"]["model"] == "tiny" and saved["char_lm"]["steps"] > 0
+    assert [t["budget_seconds"] for t in saved["trials"]] == [3]
+    assert 2.5 <= saved["char_lm"]["training_seconds"] <= 10, "the time budget stops training"
+    assert saved["overhead"]["median_ratio"] > 0 and saved["notebooks"]["seconds"] == {}
+    assert (tmp_path / "figures" / "performance_loss_vs_time.png").stat().st_size > 0
+    page = (tmp_path / "performance.md").read_text()
+    assert "# Performance" in page and saved["machine"]["device"] in page
+    assert results["char_lm"]["held_out_loss_nats_per_char"] < results["char_lm"]["unigram_baseline_nats_per_char"] + 1
+
+    # a trial run adds to the table of trials and keeps the rest
+    bench.main([
+        "--budget", "2", "--model", "tiny", "--trial-only", "--validate-every", "20",
+        "--out", str(tmp_path), "--page", str(tmp_path / "performance.md"),
+    ])
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["char_lm"] == saved["char_lm"] and again["overhead"] == saved["overhead"]
+    assert sorted(t["budget_seconds"] for t in again["trials"]) == [2, 3]
+
+
+def test_learning_rate_schedule():
+    bench = load_bench()
+    cfg = bench.MODELS["gru256"]
+    budget = bench.TimeBudget(100.0, cfg)
+    assert budget.rate(0) == cfg.peak_learning_rate * 0.05
+    assert budget.rate(cfg.warmup_seconds) == cfg.peak_learning_rate
+    assert abs(budget.rate(100.0) - cfg.final_learning_rate) < 1e-12
+    rates = [budget.rate(t) for t in range(int(cfg.warmup_seconds), 101, 5)]
+    assert rates == sorted(rates, reverse=True), "the cosine only decreases"

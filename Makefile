@@ -68,6 +68,7 @@ test-lab: $(STAMP)
 # minutes on 2 cores).  BUDGET sets the training seconds of the char LM.
 BUDGET ?= 300
 bench: $(STAMP)
+	mkdir -p _build && : > _build/netguard-bench.log
 	$(NETGUARD)-bench.log $(BIN)/python bench/run.py --budget $(BUDGET)
 
 test: test-unit test-notebooks test-book test-lab

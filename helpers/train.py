@@ -158,9 +158,11 @@ class _LiveView:
 
         self.refresh_seconds = refresh_seconds
         self.progress = ipywidgets.HTML("starting…")
-        self.image = ipywidgets.Image(format="png")
+        width, height, dpi = 6.4, 3.2, 90  # inches and dots per inch
+        # shown at its own size; by default the widget stretches to the cell
+        self.image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width=f"{width * dpi:.0f}px"))
         self.box = ipywidgets.VBox([self.progress, self.image])
-        self.figure = Figure(figsize=(6.4, 3.2), dpi=90)
+        self.figure = Figure(figsize=(width, height), dpi=dpi)
         self.figure.subplots_adjust(left=0.11, right=0.97, bottom=0.16, top=0.95)
         self.axes = self.figure.add_subplot()
         (self.train_line,) = self.axes.plot([], [], color="tab:blue", label="training")

@@ -163,13 +163,15 @@ def test_widget_panel_trains_in_jupyterlab(lab, attempt):
             page.keyboard.press("Enter")
             panel.locator("button", has_text="Train").click()
 
-            progress = panel.locator(".widget-output .widget-html-content").first
+            # the panel's message line (after the button) reports the finished run
+            message = panel.locator(".widget-button + .widget-html")
             _wait(
                 page,
-                lambda: "Completed 100 steps" in (progress.text_content() or ""),
+                lambda: "Completed 100 steps" in (message.text_content() or ""),
                 TRAIN_SECONDS,
                 "the panel's training run to finish",
             )
+            assert "ROMEO:" in panel.locator(".widget-output").first.text_content(), "the sample is printed"
             plot.scroll_into_view_if_needed()
             page.screenshot(path=str(SCREENSHOTS / f"after-train-{attempt}.png"))
             after = plot.get_attribute("src")

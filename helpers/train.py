@@ -102,23 +102,35 @@ def _display(obj) -> None:
     display(obj)
 
 
-def _loss_figure(history: History, title: str = ""):
-    from matplotlib.figure import Figure
+class _LossPlot:
+    """A loss figure (training line, validation markers) whose data can be replaced."""
 
-    fig = Figure(figsize=(6.4, 3.2), dpi=90, layout="constrained")
-    ax = fig.add_subplot()
-    if history.step:
-        ax.plot(history.step, history.loss, color="tab:blue", label="training")
-    if history.val_step:
-        ax.plot(history.val_step, history.val_loss, "o-", color="tab:orange", label="validation")
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    if history.step or history.val_step:
-        ax.legend(loc="upper right")
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
+    SIZE, DPI = (6.4, 3.2), 90  # inches, dots per inch
+
+    def __init__(self):
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=self.SIZE, dpi=self.DPI)
+        self.figure.subplots_adjust(left=0.11, right=0.97, bottom=0.16, top=0.9)
+        self.axes = self.figure.add_subplot()
+        (self.train_line,) = self.axes.plot([], [], color="tab:blue", label="training")
+        (self.val_line,) = self.axes.plot([], [], "o-", color="tab:orange", label="validation")
+        self.axes.set_xlabel("optimiser step")
+        self.axes.set_ylabel("loss")
+        self.axes.grid(alpha=0.3)
+        self.axes.legend(loc="upper right")
+
+    def draw(self, history: History, title: str = ""):
+        self.train_line.set_data(history.step, history.loss)
+        self.val_line.set_data(history.val_step, history.val_loss)
+        self.axes.relim()
+        self.axes.autoscale_view()
+        self.axes.set_title(title, fontsize=9)
+        return self.figure
+
+
+def _loss_figure(history: History, title: str = ""):
+    return _LossPlot().draw(history, title)
 
 
 def figure_png(fig) -> bytes:
@@ -154,23 +166,14 @@ class _LiveView:
 
     def __init__(self, refresh_seconds: float):
         import ipywidgets
-        from matplotlib.figure import Figure
 
         self.refresh_seconds = refresh_seconds
         self.progress = ipywidgets.HTML("starting…")
-        width, height, dpi = 6.4, 3.2, 90  # inches and dots per inch
+        self.plot = _LossPlot()
         # shown at its own size; by default the widget stretches to the cell
-        self.image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width=f"{width * dpi:.0f}px"))
+        width = f"{self.plot.SIZE[0] * self.plot.DPI:.0f}px"
+        self.image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width=width))
         self.box = ipywidgets.VBox([self.progress, self.image])
-        self.figure = Figure(figsize=(width, height), dpi=dpi)
-        self.figure.subplots_adjust(left=0.11, right=0.97, bottom=0.16, top=0.95)
-        self.axes = self.figure.add_subplot()
-        (self.train_line,) = self.axes.plot([], [], color="tab:blue", label="training")
-        (self.val_line,) = self.axes.plot([], [], "o-", color="tab:orange", label="validation")
-        self.axes.set_xlabel("optimiser step")
-        self.axes.set_ylabel("loss")
-        self.axes.grid(alpha=0.3)
-        self.axes.legend(loc="upper right")
         self._next_draw = 0.0
         self._next_text = 0.0
         _display(self.box)
@@ -181,11 +184,7 @@ class _LiveView:
             self._next_text = now + 0.25
         if force or now >= self._next_draw:
             start = time.perf_counter()
-            self.train_line.set_data(history.step, history.loss)
-            self.val_line.set_data(history.val_step, history.val_loss)
-            self.axes.relim()
-            self.axes.autoscale_view()
-            self.image.value = figure_png(self.figure)
+            self.image.value = figure_png(self.plot.draw(history))
             cost = time.perf_counter() - start
             self._next_draw = now + max(self.refresh_seconds, 50 * cost)
 

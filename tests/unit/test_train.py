@@ -175,6 +175,13 @@ def test_outside_a_notebook_nothing_is_displayed(regression_data, monkeypatch):
     assert shown == []
 
 
+def test_progress_lines_only_for_long_runs():
+    every = train.PRINT_EVERY_SECONDS
+    assert not train._print_epoch(every / 2, 1, 60)  # too soon
+    assert train._print_epoch(every, 1, 60)
+    assert not train._print_epoch(10 * every, 60, 60)  # the closing message says it
+
+
 def test_progress_text():
     text = train._progress_text(2, 5, 30, 100, 1.23456, 1.5, 12345.6, 7.2)
     assert text == "epoch 2/5 · step 30/100 · loss 1.235 · val 1.500 · 12,346 tokens/s · 7 s"

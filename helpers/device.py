@@ -1,8 +1,16 @@
-"""One place that decides where the book's code runs.
+"""One place that decides where the book's code runs, and in what precision.
 
-Everything runs on a CPU.  When TensorFlow sees GPUs they are used with no
-code change: one GPU through the default strategy, two or more through
-``MirroredStrategy``, and mixed precision on GPUs with tensor cores.
+Everything runs on a CPU.  When TensorFlow sees a GPU it is used with no code
+change, with mixed precision on GPUs with tensor cores.  :func:`strategy`
+mirrors a model over two or more GPUs when it is built in the strategy's
+scope; :func:`helpers.train.fit` trains such a model like any other.
+
+Precision is a choice made in two places.  :func:`setup` sets Keras' global
+policy for training: mixed precision where the hardware gains from it, or
+what ``LLM_BOOK_PRECISION`` forces (the tests force ``mixed_bfloat16`` on a
+CPU to check that the exactness checks below cannot pick it up).  Code that
+checks one implementation against another, or a gradient against a formula,
+builds its models inside :func:`exact`, which is float32 on every device.
 
 Importing this module imports TensorFlow with its native start-up log
 silenced, so a notebook imports it before ``keras`` or ``tensorflow``.
@@ -18,9 +26,15 @@ import sys
 
 import numpy as np
 
+from helpers import frontend
+
 #: Lowest CUDA compute capability whose tensor cores speed up float16 maths
 #: (Volta, 7.0).  Older GPUs run mixed precision no faster, so it stays off.
 MIXED_PRECISION_MIN_CAPABILITY = (7, 0)
+#: Environment variable that forces the training policy ("float32",
+#: "mixed_float16" or "mixed_bfloat16"), whatever the hardware.
+PRECISION_ENV = "LLM_BOOK_PRECISION"
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @contextlib.contextmanager
@@ -91,41 +105,84 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def strategy():
-    """A ``tf.distribute`` strategy: mirrored over 2+ GPUs, else the default one."""
+    """A ``tf.distribute`` strategy: mirrored over 2+ GPUs, else the default one.
+
+    Build and compile the model inside ``strategy().scope()``; then
+    :func:`helpers.train.fit` trains it, each batch split across the devices.
+    """
     if len(gpus()) >= 2:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
 
 
+def training_policy() -> str:
+    """The dtype policy for training on this machine, or the one ``LLM_BOOK_PRECISION`` forces."""
+    forced = os.environ.get(PRECISION_ENV, "").strip()
+    if forced:
+        if forced not in POLICIES:
+            raise ValueError(f"{PRECISION_ENV} must be one of {', '.join(POLICIES)}, got {forced!r}")
+        return forced
+    return "mixed_float16" if mixed_precision_recommended() else "float32"
+
+
 def use_mixed_precision(enable: bool | None = None) -> bool:
-    """Set Keras' global dtype policy; ``None`` decides from the hardware.
+    """Set Keras' global dtype policy; ``None`` decides as :func:`training_policy` does.
 
     Returns whether mixed precision is now on.  Models that use it should
     give their output layer ``dtype="float32"`` so the softmax and the loss
     stay in full precision.
     """
-    on = mixed_precision_recommended() if enable is None else bool(enable)
-    keras.mixed_precision.set_global_policy("mixed_float16" if on else "float32")
-    return on
+    if enable is None:
+        policy = training_policy()
+    else:
+        policy = "mixed_float16" if enable else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy != "float32"
+
+
+@contextlib.contextmanager
+def exact():
+    """Build models in float32, whatever the global policy (for equality and gradient checks).
+
+    Layers keep the policy they were built with, so a model built inside
+    this block computes in float32 afterwards too.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def describe() -> str:
-    """One line naming the hardware: ``"CPU: 2 cores"`` or ``"GPU: NVIDIA H100 (mixed precision)"``."""
+    """One line naming the hardware: ``"CPU: 2 cores"`` or ``"GPU: NVIDIA H100 (mixed precision)"``.
+
+    On a CPU the precision is named only when it is not float32 (when forced).
+    """
     devices = gpus()
+    policy = keras.mixed_precision.global_policy().name
     if not devices:
-        return f"CPU: {os.cpu_count()} cores"
+        return f"CPU: {os.cpu_count()} cores" + ("" if policy == "float32" else f" ({policy})")
     names = [_gpu_details(gpu).get("device_name", gpu.name) for gpu in devices]
     label = names[0] if len(set(names)) == 1 else ", ".join(names)
     count = f"{len(devices)} × " if len(devices) > 1 else ""
-    precision = "mixed precision" if keras.mixed_precision.global_policy().name == "mixed_float16" else "float32"
+    precision = {"float32": "float32", "mixed_float16": "mixed precision"}.get(policy, policy)
     return f"GPU: {count}{label} ({precision})"
 
 
-def setup(seed: int = 0) -> str:
-    """Seed everything, pick the precision for this hardware, and describe it.
+def setup(seed: int = 0, mixed: bool = True) -> str:
+    """Seed everything, choose the training precision, and describe the hardware.
 
-    The first code cell of every chapter prints what this returns.
+    The first code cell of every chapter prints what this returns.  With
+    ``mixed=False`` the chapter computes in float32 on every device (for a
+    chapter whose checks are all numerical); otherwise the global policy is
+    :func:`training_policy`'s.
     """
     seed_everything(seed)
-    use_mixed_precision()
+    frontend.keep_plots_on_the_main_thread()  # see there: JupyterLab's subshells
+    if mixed:
+        use_mixed_precision()
+    else:
+        keras.mixed_precision.set_global_policy("float32")
     return describe()

@@ -7,8 +7,10 @@
   (nbval, the book build, or ``LLM_BOOK_HEADLESS=1``);
 * a stop with an explanation as soon as the loss becomes NaN or infinite;
 * Ctrl-C or the notebook's stop button ends training early and still
-  returns the model and everything recorded so far;
-* throughput in tokens (target positions) per second.
+  returns the model and everything recorded so far, whenever the stop
+  arrives (see :class:`StopRequest`);
+* throughput in tokens (or examples, or steps) per second, in a unit that
+  says what was counted.
 """
 
 from __future__ import annotations
@@ -16,18 +18,18 @@ from __future__ import annotations
 import io
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from helpers import device  # noqa: F401  (imports TensorFlow quietly, before keras)
+from helpers.frontend import HEADLESS_ENV, in_notebook, live_default  # noqa: F401  (part of this module's interface)
 
 import keras  # noqa: E402
 
-#: Environment variable that turns live plotting off (set by ``make test``
-#: and ``make book``, where no one watches the notebook run).
-HEADLESS_ENV = "LLM_BOOK_HEADLESS"
 
 
 # --------------------------------------------------------------------------
@@ -58,16 +60,27 @@ class TrainResult:
     status: str  # "completed", "interrupted" or "diverged"
     message: str  # one readable sentence about how training ended
     steps: int  # optimiser steps taken
-    tokens: int  # target positions seen in training
+    count: int  # what training went through, in `unit`s
     seconds: float  # training time, validation excluded
+    unit: str = "tokens"  # what `count` counts: "tokens", "examples" or "steps"
 
     @property
     def completed(self) -> bool:
         return self.status == "completed"
 
     @property
-    def tokens_per_second(self) -> float:
-        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+    def rate(self) -> float:
+        """``unit``s per second of training."""
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def tokens(self) -> int | None:
+        """Target tokens seen in training, or ``None`` when tokens were not what was counted."""
+        return self.count if self.unit == "tokens" else None
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.rate if self.unit == "tokens" else None
 
     @property
     def final_val_loss(self) -> float | None:
@@ -81,21 +94,6 @@ class TrainResult:
 # --------------------------------------------------------------------------
 # Display: live widgets in a watched notebook, a final figure otherwise
 # --------------------------------------------------------------------------
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (JupyterLab, nbclient, nbval…)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython ships with the book
-        return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
-
-
-def live_default() -> bool:
-    """Live plots when a kernel runs us and ``LLM_BOOK_HEADLESS`` is not ``1``."""
-    return in_notebook() and os.environ.get(HEADLESS_ENV, "") != "1"
-
-
 def _display(obj) -> None:
     from IPython.display import display
 
@@ -143,14 +141,14 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def _progress_text(epoch, epochs, step, steps, loss, val_loss, rate, seconds) -> str:
+def _progress_text(epoch, epochs, step, steps, loss, val_loss, rate, seconds, unit="tokens") -> str:
     parts = [f"epoch {epoch}/{epochs}"]
     parts.append(f"step {step}/{steps}" if steps else f"step {step}")
     if loss is not None:
         parts.append(f"loss {loss:.3f}")
     if val_loss is not None:
         parts.append(f"val {val_loss:.3f}")
-    parts.append(f"{rate:,.0f} tokens/s")
+    parts.append(f"{rate:,.0f} {unit}/s")
     parts.append(f"{seconds:.0f} s")
     return " · ".join(parts)
 
@@ -192,15 +190,30 @@ class _LiveView:
 # --------------------------------------------------------------------------
 # The Keras callback that records, watches and draws
 # --------------------------------------------------------------------------
-def _tokens_per_batch(dataset) -> int | None:
-    """Target positions per batch, read from the dataset's static shapes."""
+#: What :func:`fit` counts per batch, and how it is named.
+UNITS = ("tokens", "examples", "steps")
+
+
+def _per_batch(dataset) -> tuple[int, str]:
+    """What one batch holds, from the dataset's static shapes: ``(count, unit)``.
+
+    Integer targets of rank 2 or more are token ids, one per position, so a
+    batch of ``(batch, time)`` targets holds ``batch × time`` tokens.  Other
+    targets (class labels, images, real numbers) count as examples, the
+    batch size.  When the shapes are not static (a last partial batch, say)
+    nothing is pulled from the dataset to find out, since that would move a
+    seeded shuffle: each step counts as one ``"steps"``.
+    """
     spec = getattr(dataset, "element_spec", None)
     if not isinstance(spec, tuple) or len(spec) < 2:
-        return None
+        return 1, "steps"
     shape = getattr(spec[1], "shape", None)
-    if shape is None or shape.rank is None or any(d is None for d in shape):
-        return None
-    return int(np.prod(shape)) if shape.rank else 1
+    dtype = getattr(spec[1], "dtype", None)
+    if shape is None or shape.rank is None or shape.rank == 0 or shape[0] is None:
+        return 1, "steps"
+    if shape.rank >= 2 and dtype is not None and dtype.is_integer and None not in shape:
+        return int(np.prod(shape)), "tokens"
+    return int(shape[0]), "examples"
 
 
 class TrainingClock(keras.callbacks.Callback):
@@ -243,29 +256,46 @@ class TrainingClock(keras.callbacks.Callback):
 class _Monitor(TrainingClock):
     """Records the curves, stops on NaN/Inf, and feeds the live view."""
 
-    def __init__(self, history, tokens_per_batch, epochs, view, log_every):
+    def __init__(self, history, per_batch, unit, epochs, view, log_every, stop):
         super().__init__()
         self.history = history
-        self.tokens_per_batch = tokens_per_batch
+        self.per_batch, self.unit = per_batch, unit
         self.epochs = epochs
         self.view = view
         self.log_every = log_every
+        self.stop = stop
         self.global_step = 0
-        self.tokens = 0
+        self.count = 0
         self.diverged_at: tuple[int, int, float] | None = None
         self._epoch = 0
         self._last_index = 0  # batches seen this epoch at the previous curve point
         self._last_mean = 0.0
         self._printed_at = 0.0  # training seconds at the last progress line
 
+    # A stop that Python swallowed (see StopRequest) is acted on at the next
+    # of these moments: before and after every training or validation step.
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.stop.check()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.stop.check()
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self.stop.check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.stop.check()
+
     def on_epoch_begin(self, epoch, logs=None):
+        self.stop.check()
         self._epoch = epoch + 1
         self._last_index = 0
         self._last_mean = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         self.global_step += 1
-        self.tokens += self.tokens_per_batch or 0
+        self.count += self.per_batch
         mean = float((logs or {}).get("loss", math.nan))
         index = batch + 1  # batches seen this epoch; Keras' loss is their running mean
         if not math.isfinite(mean):
@@ -280,6 +310,7 @@ class _Monitor(TrainingClock):
             self._last_index, self._last_mean = index, mean
             if self.view is not None:
                 self._refresh(mean)
+        self.stop.check()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -308,8 +339,9 @@ class _Monitor(TrainingClock):
             steps * self.epochs if steps else None,
             loss,
             self.history.val_loss[-1] if self.history.val_loss else None,
-            self.tokens / seconds if seconds > 0 else 0.0,
+            self.count / seconds if seconds > 0 else 0.0,
             seconds,
+            self.unit,
         )
 
     def _refresh(self, loss, force=False):
@@ -340,6 +372,53 @@ def _check_positive_int(name, value, allow_none=False):
         raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
 
 
+class StopRequest:
+    """Ctrl-C, or the notebook's stop button, during :func:`fit`, made impossible to lose.
+
+    Both send SIGINT to the Python process, and Python's own handler raises
+    ``KeyboardInterrupt`` wherever the main thread happens to be.  If that is
+    inside a finaliser (``__del__`` or a weak-reference callback, which
+    TensorFlow and tf.data run often), Python prints "Exception ignored in …"
+    and carries on: the stop is lost.  While :func:`fit` trains, this
+    handler therefore records the request before raising, and the training
+    callback raises again at the next step boundary if the first exception
+    was swallowed.  Outside the main thread (where no signal arrives) it does
+    nothing.
+    """
+
+    def __init__(self):
+        self.requested = False  # a stop arrived
+        self.raising = True  # while training: raise KeyboardInterrupt; after: only record
+        self._previous = None
+        self._installed = False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc):
+        if self._installed:
+            previous = self._previous
+            # None: a handler not installed from Python; Python's own is the safe default
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+            self._installed = False
+        return False
+
+    def _handle(self, signum, frame):
+        first = not self.requested
+        self.requested = True
+        if first and self.raising:  # a second press while stopping changes nothing
+            raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if a stop arrived while training (called at step boundaries)."""
+        if self.requested and self.raising:
+            raise KeyboardInterrupt
+
+
 def fit(
     model,
     train_data,
@@ -348,6 +427,7 @@ def fit(
     epochs: int = 1,
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
+    tokens_per_batch: int | None = None,
     live: bool | None = None,
     plot: bool = True,
     refresh_seconds: float = 2.0,
@@ -365,82 +445,96 @@ def fit(
     drawn at the end; ``plot=False`` draws nothing (for runs the caller
     plots together).  ``log_every`` sets how many steps one point of the
     training curve averages.
+
+    Throughput is counted in tokens when the targets are token ids with a
+    static shape, else in examples or in steps (see :func:`_per_batch`);
+    ``tokens_per_batch`` states the count where the shapes cannot.
     """
     _check_positive_int("epochs", epochs)
     _check_positive_int("steps_per_epoch", steps_per_epoch, allow_none=True)
     _check_positive_int("validation_steps", validation_steps, allow_none=True)
+    _check_positive_int("tokens_per_batch", tokens_per_batch, allow_none=True)
     _check_positive_int("log_every", log_every)
     if not getattr(model, "compiled", False):
         raise ValueError(
             "the model is not compiled: call model.compile(optimizer=..., loss=...) before training"
         )
     live = plot and (live_default() if live is None else live)
-    tokens_per_batch = _tokens_per_batch(train_data)
-    if tokens_per_batch is None:
-        # shapes are dynamic; count the positions of one batch (batches of a
-        # tf.data pipeline built with drop_remainder=True all have this size)
-        tokens_per_batch = int(np.prod(next(iter(train_data))[1].shape))
+    per_batch, unit = (tokens_per_batch, "tokens") if tokens_per_batch else _per_batch(train_data)
     if steps_per_epoch is not None:
         train_data = train_data.repeat()
     if validation_data is not None and validation_steps is not None:
         validation_data = validation_data.take(validation_steps)
 
     history = History()
-    view = _LiveView(refresh_seconds) if live else None
-    monitor = _Monitor(history, tokens_per_batch, epochs, view, log_every)
-    status, message = "completed", ""
-    try:
-        model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=[monitor, *callbacks],
-            shuffle=False,  # tf.data pipelines shuffle themselves
-            verbose=0,
-        )
-    except KeyboardInterrupt:
-        monitor._pause()
-        status = "interrupted"
+    stop = StopRequest()
+    monitor = _Monitor(history, per_batch, unit, epochs, None, log_every, stop)
+    status = "completed"
+    with stop:
+        try:
+            monitor.view = _LiveView(refresh_seconds) if live else None
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=[monitor, *callbacks],
+                shuffle=False,  # tf.data pipelines shuffle themselves
+                verbose=0,
+            )
+        except KeyboardInterrupt:
+            monitor._pause()
+            status = "interrupted"
+        # From here on a stop is only recorded: the run is over, and what
+        # follows (the message, the last redraw) must finish.
+        stop.raising = False
+        if stop.requested:
+            status = "interrupted"
+        result = _result(model, history, monitor, status)
+        view = monitor.view
+        if view is not None:
+            view.update(time.perf_counter(), result.message, history, force=True)
+        elif plot and in_notebook():
+            from IPython.display import Image
+
+            _display(Image(data=figure_png(result.figure())))
+        if result.status != "completed" or view is None:
+            print(result.message, flush=True)
+    return result
+
+
+def _result(model, history: History, monitor: _Monitor, status: str) -> TrainResult:
+    """The :class:`TrainResult`, with a message that says how training ended."""
+    seconds = monitor.train_seconds
+    rate = f"{monitor.count / seconds:,.0f} {monitor.unit}/s" if seconds else f"0 {monitor.unit}/s"
+    if status == "interrupted":
         message = (
             f"Interrupted after {monitor.global_step} steps. The model keeps the weights it "
             "had reached, and the result's history holds the curves so far."
         )
-    if monitor.diverged_at is not None:
+    elif monitor.diverged_at is not None:
         epoch, step, value = monitor.diverged_at
-        lr = _learning_rate(model)
         status = "diverged"
         message = (
             f"Training stopped at step {step} (epoch {epoch}): the loss became {value}. "
-            f"The updates grew until the numbers overflowed; the learning rate ({lr}) is "
-            "probably too high. Try a smaller learning rate, or clip gradients "
-            "(for example optimizer=keras.optimizers.Adam(clipnorm=1.0))."
+            f"The updates grew until the numbers overflowed; the learning rate "
+            f"({_learning_rate(model)}) is probably too high. Try a smaller learning rate, "
+            "or clip the gradients' global norm "
+            "(for example optimizer=keras.optimizers.Adam(global_clipnorm=1.0))."
         )
-    if status == "completed":
+    else:
         val = f", validation loss {history.val_loss[-1]:.3f}" if history.val_loss else ""
-        rate = monitor.tokens / monitor.train_seconds if monitor.train_seconds else 0.0
-        message = (
-            f"Completed {monitor.global_step} steps in {monitor.train_seconds:.1f} s "
-            f"({rate:,.0f} tokens/s){val}."
-        )
-    result = TrainResult(
+        message = f"Completed {monitor.global_step} steps in {seconds:.1f} s ({rate}){val}."
+    return TrainResult(
         model=model,
         history=history,
         status=status,
         message=message,
         steps=monitor.global_step,
-        tokens=monitor.tokens,
-        seconds=monitor.train_seconds,
+        count=monitor.count,
+        seconds=seconds,
+        unit=monitor.unit,
     )
-    if view is not None:
-        view.update(time.perf_counter(), message, history, force=True)
-    elif plot and in_notebook():
-        from IPython.display import Image
-
-        _display(Image(data=figure_png(result.figure())))
-    if status != "completed" or view is None:
-        print(message, flush=True)
-    return result
 
 
 def _learning_rate(model) -> str:

@@ -2,7 +2,11 @@
 
 Every value is checked before training starts.  A bad value (out of range,
 text where a number belongs, an unknown name) gets a readable message in the
-panel, never a traceback, and the widget keeps its last good value.
+panel, "Please fix: …", never a traceback, and the widget keeps its last good
+value.  A callback rejects settings that pass those checks but cannot work
+(too little text for one batch, say) by raising :class:`InputError`.  Any
+other exception is a failure of the code, not of the settings, and is shown
+as one: its type, its message and a hint.
 
 Example::
 
@@ -15,11 +19,40 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
+import threading
+import time
+import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from helpers import frontend
+
+class InputError(ValueError):
+    """Raised by a panel's callback to reject its settings: shown as "Please fix: …"."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What :meth:`Panel.train` returns when it could not produce a result.
+
+    It is false in a boolean context, so ``if panel.train(): …`` works, and it
+    can never be mistaken for a callback's own result, ``None`` included.
+    """
+
+    kind: str  # "input": settings rejected; "error": the code failed; "stopped": interrupted
+    messages: tuple[str, ...]  # what the panel shows, one line each
+    traceback: str = field(default="", repr=False)  # the full traceback of an "error"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: CSS classes a front-end (and the JupyterLab test) can find a panel by.
+PANEL_CLASS, BUSY_CLASS = "llm-book-panel", "llm-book-panel-busy"
 
 #: The widget kinds a :class:`Field` can have.
 KINDS = ("int", "float", "log", "choice", "text", "number")
@@ -134,9 +167,12 @@ def _make_widget(f: Field):
 class Panel:
     """Widgets for ``fields``, a Train button, a message line and an output area.
 
-    ``on_train(values)`` receives a dict of checked values.  A ``ValueError``
-    it raises (for example, a corpus slice too short for one batch) is shown
-    as a message too.  The last return value is kept in ``panel.result``.
+    ``on_train(values)`` receives a dict of checked values.  Its return value
+    is kept in ``panel.result`` and returned by :meth:`train`.  It rejects
+    settings with :class:`InputError`; anything else it raises is reported
+    as a failure of the code.  While it runs in a watched notebook the
+    message line counts the seconds, and the callback may add a word on what
+    it is doing with :meth:`progress`.
     """
 
     def __init__(
@@ -161,10 +197,14 @@ class Panel:
         self.message = w.HTML()
         self.output = w.Output()
         self.result = None
-        self.errors: list[str] = []
+        self.failure: Failure | None = None  # why the last press gave no result
+        self.errors: list[str] = []  # the messages of that failure
+        self._progress_note = ""
         self.button.on_click(lambda _button: self.train())
         header = [w.HTML(f"<b>{html.escape(title)}</b>")] if title else []
         self.widget = w.VBox([*header, *self.controls.values(), self.button, self.message, self.output])
+        self.widget.add_class(PANEL_CLASS)
+        frontend.keep_plots_on_the_main_thread()  # see there: JupyterLab's subshells
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -182,6 +222,27 @@ class Panel:
             )
         else:
             self.message.value = f"<span>{html.escape(note)}</span>" if note else ""
+
+    def _show_failure(self, error: BaseException) -> None:
+        summary = f"{type(error).__name__}: {error}"
+        self.errors = [summary]
+        self.message.value = (
+            '<div style="color:#5c3c00;background:#fff4e0;padding:4px 8px;border-radius:4px">'
+            f"The panel's code failed: <code>{html.escape(summary)}</code><br>"
+            "<small>This is not about your settings. The full traceback is in "
+            "<code>panel.failure.traceback</code>; calling <code>panel.train()</code> "
+            "in a cell shows where it happened.</small></div>"
+        )
+
+    def progress(self, note: str) -> None:
+        """Say what the callback is doing now; shown beside the elapsed time."""
+        self._progress_note = str(note)
+
+    def _tick(self, done: threading.Event, start: float) -> None:
+        """Count the seconds on the message line until ``done`` (a watched notebook only)."""
+        while not done.wait(1.0):
+            note = f" · {self._progress_note}" if self._progress_note else ""
+            self.message.value = f"<span>Working… {time.perf_counter() - start:.0f} s{html.escape(note)}</span>"
 
     # -------------------------------------------------------------- values
     def values(self) -> dict:
@@ -215,27 +276,58 @@ class Panel:
 
     # --------------------------------------------------------------- train
     def train(self, **overrides):
-        """Check everything, then call ``on_train``; also what the button does."""
+        """Check everything, then call ``on_train``; also what the button does.
+
+        Returns the callback's result, or a :class:`Failure` (false) when the
+        settings were rejected or the code failed.
+        """
         if overrides and not self.set(**overrides):
-            return None
+            self.failure = Failure("input", tuple(self.errors))
+            return self.failure
         clean, errors = self.validate()
         if errors:
             self._show(errors)
-            return None
-        self._show([], "Training…")
-        self.output.clear_output()
-        error = None
-        # Exceptions are caught inside the Output context: one that escapes it
-        # would be printed there as a traceback.
-        with self.output:
-            try:
-                self.result = self.on_train(clean)
-            except ValueError as err:
-                error = str(err)
-            except Exception as err:  # a message, not a traceback, in the panel
-                error = f"training failed: {type(err).__name__}: {err}"
-        if error is not None:
-            self._show([error])
-            return None
-        self._show([], getattr(self.result, "message", "Done."))
-        return self.result
+            self.failure = Failure("input", tuple(errors))
+            return self.failure
+        self.failure, self._progress_note = None, ""
+        self._show([], "Working…")
+        # With a front-end watching, what the callback prints and draws goes
+        # into the panel's output area, and the message line counts seconds.
+        # Without one (nbval, the book build) output goes into the cell: see
+        # helpers.frontend for why that matters.
+        live = frontend.live_default()
+        done = threading.Event()
+        ticker = threading.Thread(target=self._tick, args=(done, time.perf_counter()), daemon=True)
+        if live:
+            self.output.clear_output()
+            ticker.start()
+        self.widget.add_class(BUSY_CLASS)
+        try:
+            # Exceptions are caught inside the Output context: one that
+            # escapes it would be printed there as a traceback.
+            with self.output if live else contextlib.nullcontext():
+                try:
+                    self.result = self.on_train(clean)
+                except InputError as err:
+                    self.failure = Failure("input", (str(err),))
+                except KeyboardInterrupt:  # the notebook's stop button
+                    self.failure = Failure("stopped", ("Stopped before it finished.",))
+                except Exception as err:  # a failure of the code: reported, not a traceback wall
+                    self.failure = Failure("error", (f"{type(err).__name__}: {err}",), traceback.format_exc())
+                    failed_with = err
+        finally:
+            done.set()
+            if ticker.is_alive():
+                ticker.join(timeout=5)  # so that its last count cannot overwrite what follows
+            self.widget.remove_class(BUSY_CLASS)
+        if self.failure is None:
+            self._show([], getattr(self.result, "message", "Done."))
+            return self.result
+        if self.failure.kind == "input":
+            self._show(list(self.failure.messages))
+        elif self.failure.kind == "stopped":
+            self._show([], self.failure.messages[0])
+            self.errors = list(self.failure.messages)
+        else:
+            self._show_failure(failed_with)
+        return self.failure

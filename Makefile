@@ -34,13 +34,15 @@ LAB_SECONDS := $(shell echo $$(( 300 * $(words $(NOTEBOOKS)) + 120 )))
 # policy forced, to show that the checks cannot pick it up.
 EXACT_NOTEBOOKS := $(shell grep -l 'device.exact()' $(NOTEBOOKS))
 
-.PHONY: help venv book test test-unit test-notebooks test-mixed test-mixed-exact test-book test-lab bench lab clean
+.PHONY: help venv book test test-unit test-notebooks test-mixed test-mixed-exact test-book test-lab bench stress lab clean
 
 help:
 	@echo "make book   build the HTML book into $(HTML) (executes the notebooks, cached)"
 	@echo "make test   unit tests, every notebook, the book build and the browser checks"
 	@echo "make lab    start JupyterLab on 127.0.0.1 with a token"
 	@echo "make bench  measure training speed and notebook times into book/performance.md"
+	@echo "make stress run every notebook 10 times under load: the stall check"
+	@echo "make test-mixed  every notebook with the mixed policy forced"
 	@echo "make clean  remove build output (keeps .venv)"
 
 $(STAMP): requirements.txt requirements-data.txt constraints.txt pyproject.toml
@@ -98,6 +100,13 @@ BUDGET ?= 300
 bench: $(STAMP)
 	mkdir -p _build && : > _build/netguard-bench.log
 	$(NETGUARD)-bench.log $(BIN)/python bench/run.py --budget $(BUDGET)
+
+# The stall check under load: every notebook RUNS times with nbclient, two
+# busy loops beside it (about 30 minutes for RUNS=10); written to the same page.
+RUNS ?= 10
+stress: $(STAMP)
+	mkdir -p _build && : > _build/netguard-bench.log
+	$(NETGUARD)-bench.log $(BIN)/python bench/run.py --stress $(RUNS)
 
 test: test-unit test-notebooks test-mixed-exact test-book test-lab
 

@@ -256,8 +256,10 @@ class TrainingClock(keras.callbacks.Callback):
 class _Monitor(TrainingClock):
     """Records the curves, stops on NaN/Inf, and feeds the live view."""
 
-    def __init__(self, history, per_batch, unit, epochs, view, log_every, stop):
+    def __init__(self, history, per_batch, unit, epochs, view, log_every, stop, max_seconds=None):
         super().__init__()
+        self.max_seconds = max_seconds
+        self.out_of_time = False  # stopped by max_seconds
         self.history = history
         self.per_batch, self.unit = per_batch, unit
         self.epochs = epochs
@@ -310,6 +312,9 @@ class _Monitor(TrainingClock):
             self._last_index, self._last_mean = index, mean
             if self.view is not None:
                 self._refresh(mean)
+        if self.max_seconds is not None and self.elapsed() >= self.max_seconds:
+            self.out_of_time = True
+            self.model.stop_training = True
         self.stop.check()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -428,6 +433,7 @@ def fit(
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
     tokens_per_batch: int | None = None,
+    max_seconds: float | None = None,
     live: bool | None = None,
     plot: bool = True,
     refresh_seconds: float = 2.0,
@@ -449,12 +455,20 @@ def fit(
     Throughput is counted in tokens when the targets are token ids with a
     static shape, else in examples or in steps (see :func:`_per_batch`);
     ``tokens_per_batch`` states the count where the shapes cannot.
+
+    ``max_seconds`` ends training once that much training time (validation
+    excluded) has passed, at the end of a step: the way to give several
+    models the same budget.  Set ``epochs`` high enough for it to matter.
     """
     _check_positive_int("epochs", epochs)
     _check_positive_int("steps_per_epoch", steps_per_epoch, allow_none=True)
     _check_positive_int("validation_steps", validation_steps, allow_none=True)
     _check_positive_int("tokens_per_batch", tokens_per_batch, allow_none=True)
     _check_positive_int("log_every", log_every)
+    if max_seconds is not None and (
+        isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
+    ):
+        raise ValueError(f"max_seconds must be a number > 0, got {max_seconds!r}")
     if not getattr(model, "compiled", False):
         raise ValueError(
             "the model is not compiled: call model.compile(optimizer=..., loss=...) before training"
@@ -468,7 +482,7 @@ def fit(
 
     history = History()
     stop = StopRequest()
-    monitor = _Monitor(history, per_batch, unit, epochs, None, log_every, stop)
+    monitor = _Monitor(history, per_batch, unit, epochs, None, log_every, stop, max_seconds)
     status = "completed"
     with stop:
         try:
@@ -524,7 +538,8 @@ def _result(model, history: History, monitor: _Monitor, status: str) -> TrainRes
         )
     else:
         val = f", validation loss {history.val_loss[-1]:.3f}" if history.val_loss else ""
-        message = f"Completed {monitor.global_step} steps in {seconds:.1f} s ({rate}){val}."
+        budget = f" (the {monitor.max_seconds:g} s budget)" if monitor.out_of_time else ""
+        message = f"Completed {monitor.global_step} steps in {seconds:.1f} s{budget} ({rate}){val}."
     return TrainResult(
         model=model,
         history=history,

@@ -52,3 +52,21 @@ def test_learning_rate_schedule():
     assert abs(budget.rate(100.0) - cfg.final_learning_rate) < 1e-12
     rates = [budget.rate(t) for t in range(int(cfg.warmup_seconds), 101, 5)]
     assert rates == sorted(rates, reverse=True), "the cosine only decreases"
+
+
+def test_notebook_times_run_each_notebook_and_find_stalls(tmp_path):
+    import nbformat
+
+    bench = load_bench()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, path)
+    times = bench.notebook_times([path], runs=2, hogs=1)
+    assert len(times["runs"]["tiny.ipynb"]) == 2 and times["hogs"] == 1
+    assert times["stalls"] == [] and times["seconds"]["tiny.ipynb"] == times["runs"]["tiny.ipynb"][0]
+    stalled = dict(times, runs={"a.ipynb": [5.0, 320.0]}, stalls=[{"notebook": "a.ipynb", "seconds": 320.0, "fastest": 5.0}])
+    page = bench._stress_section(stalled)
+    assert "`a.ipynb` took 320.0 s against 5.0 s" in page and "| `a.ipynb` | 5.0 | 162.5 | 320.0 | 64.00 |" in page
+    assert bench._stress_section(None) == ""

@@ -208,3 +208,19 @@ def test_empty_figure_and_result_defaults():
     result = train.TrainResult(None, train.History(), "completed", "", 0, 0, 0.0)
     assert result.tokens_per_second == 0.0 and result.rate == 0.0 and result.final_val_loss is None
     assert train.figure_png(fig).startswith(b"\x89PNG")
+
+
+def test_a_time_budget_ends_training(regression_data):
+    class Slow(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            import time
+
+            time.sleep(0.01)
+
+    result = train.fit(regression_model(), regression_data.repeat(), epochs=1000, steps_per_epoch=50,
+                       max_seconds=0.5, live=False, plot=False, callbacks=(Slow(),))
+    assert result.completed and 0.5 <= result.seconds < 2.0 and result.steps < 1000 * 50
+    assert "(the 0.5 s budget)" in result.message
+    for bad in (0, -1, "10", True):
+        with pytest.raises(ValueError, match="max_seconds"):
+            train.fit(regression_model(), regression_data, max_seconds=bad)

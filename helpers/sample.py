@@ -44,7 +44,7 @@ def softmax_with_temperature(logits, temperature: float) -> np.ndarray:
         return p
     z = z / temperature
     z -= z.max()
-    p = np.exp(z)
+    p = np.exp(z)  # exp(-inf) = 0: masked entries keep probability 0
     return p / p.sum()
 
 
@@ -57,6 +57,7 @@ def sample(
     temperature: float = 1.0,
     context: int = 100,
     seed: int | None = 0,
+    allowed=None,
 ) -> str:
     """Continue ``prompt`` by ``length`` characters drawn from ``model``.
 
@@ -64,6 +65,12 @@ def sample(
     logits ``(1, time, vocab)``; only the last position is used.  The model
     sees at most the last ``context`` characters.  ``temperature`` below 1
     sharpens the distribution, above 1 flattens it, 0 is greedy.
+
+    ``allowed`` constrains the decoding: called with the text generated so
+    far (the prompt excluded), it returns a boolean mask over the
+    vocabulary, or ``None`` for no constraint at that step.  Characters
+    outside the mask get probability 0 and the rest are renormalised, so a
+    form (a line length, a rhyme position) holds whatever the model prefers.
     """
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string")
@@ -77,6 +84,13 @@ def sample(
     for _ in range(length):
         window = np.asarray(ids[-context:], dtype=np.int32)[None, :]  # (1, time)
         logits = next_logits(window).numpy()  # (vocab,)
+        if allowed is not None:
+            mask = allowed(vocab.decode(ids[len(prompt) :]))
+            if mask is not None:
+                mask = np.asarray(mask, dtype=bool)
+                if mask.shape != logits.shape or not mask.any():
+                    raise ValueError(f"allowed must return a non-empty mask of {logits.shape[0]} booleans")
+                logits = np.where(mask, logits, -np.inf)
         p = softmax_with_temperature(logits, temperature)
         ids.append(int(rng.choice(len(p), p=p)))
     return prompt + vocab.decode(ids[len(prompt) :])

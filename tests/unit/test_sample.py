@@ -47,3 +47,23 @@ def test_sample_rejects_bad_input(text, tiny_lm, kwargs, message):
     args = dict(prompt="to", length=5) | kwargs
     with pytest.raises(ValueError, match=message):
         sample.sample(tiny_lm(vocab.size), vocab, **args)
+
+
+def test_a_constraint_fixes_the_form_whatever_the_model_prefers(text, tiny_lm):
+    vocab = data.CharVocab.from_text(text)
+    model = tiny_lm(vocab.size)
+    vowels = np.array([c in "aeiou" for c in vocab.chars])
+    spaces = np.array([c == " " for c in vocab.chars])
+
+    def every_third_a_space(so_far):  # "xx xx xx …": two vowels, then a space
+        return spaces if len(so_far) % 3 == 2 else vowels
+
+    out = sample.sample(model, vocab, "to", 30, seed=1, allowed=every_third_a_space)[2:]
+    assert all(c == " " if i % 3 == 2 else c in "aeiou" for i, c in enumerate(out)), out
+    greedy = sample.sample(model, vocab, "to", 9, temperature=0, allowed=every_third_a_space)[2:]
+    assert all(c == " " if i % 3 == 2 else c in "aeiou" for i, c in enumerate(greedy))
+    free = sample.sample(model, vocab, "to", 9, temperature=0, allowed=lambda so_far: None)
+    assert free == sample.sample(model, vocab, "to", 9, temperature=0), "None: no constraint"
+    for bad in (lambda s: np.zeros(vocab.size, bool), lambda s: np.ones(3, bool)):
+        with pytest.raises(ValueError, match="non-empty mask"):
+            sample.sample(model, vocab, "to", 3, allowed=bad)

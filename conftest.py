@@ -5,6 +5,12 @@ A notebook's time runs from the start of its first cell's test (when nbval
 starts a clean kernel) to the end of its last, so it includes the kernel
 start-up, as a reader would experience it.
 
+The budget is defined for a machine that runs nothing else.  So while a
+notebook runs, the processor time used by every *other* process is counted;
+if they took more than ``BUSY_CPUS`` cores on average, the notebook's time
+is printed but not held to the budget (it says so).  The hang bound below
+applies whatever the load.
+
 The bound: every cell of a notebook must finish before the notebook's
 deadline, ``NOTEBOOK_TIMEOUT_SECONDS`` after its first cell started.  nbval
 enforces it cell by cell (its cell timeout is set to the time left), and on
@@ -13,10 +19,12 @@ traceback: where the notebook was stuck.  pytest-timeout stands behind it
 with a little more time, in case nbval itself stops answering.
 """
 
+import os
 import statistics
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 # Each notebook that passes under nbval goes into the book's execution cache.
@@ -27,9 +35,28 @@ MAX_SECONDS = 120
 MAX_MEDIAN_SECONDS = 60
 #: A notebook still running after this is failed (twice the budget: a hang, not a slow machine).
 NOTEBOOK_TIMEOUT_SECONDS = 240
+#: Other processes using more than this many cores on average make a notebook's time "under load".
+BUSY_CPUS = 0.25
 
 _spans: dict[str, list[float]] = {}
 _deadlines: dict[str, float] = {}
+_others_at_start: dict[str, dict[int, float]] = {}
+_busy: dict[str, float] = {}  # notebook → cores other processes used while it ran
+
+
+def _ours() -> set[int]:
+    me = psutil.Process()
+    return {me.pid, *(child.pid for child in me.children(recursive=True))}
+
+
+def _other_cpu_seconds() -> dict[int, float]:
+    """Processor seconds so far of every process outside this test run, by pid."""
+    ours, seconds = _ours(), {}
+    for process in psutil.process_iter(["cpu_times"]):
+        times = process.info["cpu_times"]
+        if process.pid not in ours and times is not None:
+            seconds[process.pid] = times.user + times.system
+    return seconds
 
 
 def _notebook(nodeid: str) -> str | None:
@@ -51,14 +78,23 @@ def pytest_runtest_protocol(item, nextitem):
 
 def pytest_runtest_logstart(nodeid, location):
     name = _notebook(nodeid)
-    if name:
-        _spans.setdefault(name, [time.perf_counter(), 0.0])
+    if name and name not in _spans:
+        _others_at_start[name] = _other_cpu_seconds()
+        _spans[name] = [time.perf_counter(), 0.0]
 
 
 def pytest_runtest_logfinish(nodeid, location):
     name = _notebook(nodeid)
     if name:
         _spans[name][1] = time.perf_counter()
+        before, now = _others_at_start[name], _other_cpu_seconds()
+        used = sum(seconds - before.get(pid, 0.0) for pid, seconds in now.items())
+        _busy[name] = max(0.0, used) / max(1e-9, _spans[name][1] - _spans[name][0])
+
+
+def _checked(times: dict[str, float]) -> dict[str, float]:
+    """The notebooks that ran on an otherwise idle machine: the budget's condition."""
+    return {name: seconds for name, seconds in times.items() if _busy.get(name, 0.0) <= BUSY_CPUS}
 
 
 def _times() -> dict[str, float]:
@@ -77,18 +113,31 @@ def pytest_terminal_summary(terminalreporter):
         return
     write = terminalreporter.write_line
     terminalreporter.section("notebook times (clean kernel)")
+    checked = _checked(times)
     for name, seconds in sorted(times.items()):
-        flag = "  OVER BUDGET" if seconds > MAX_SECONDS else ""
+        if name not in checked:
+            flag = f"  not checked: other processes used {_busy[name]:.1f} of {os.cpu_count()} cores meanwhile"
+        else:
+            flag = "  OVER BUDGET" if seconds > MAX_SECONDS else ""
         write(f"{seconds:7.1f} s  {name}{flag}")
     median = statistics.median(times.values())
-    scope = f"budget {MAX_MEDIAN_SECONDS} s" if _whole_book(times) else "a part of the book ran: not checked"
+    if not _whole_book(times):
+        scope = "a part of the book ran: not checked"
+    elif len(checked) < len(times):
+        scope = "the machine was busy: not checked"
+    else:
+        scope = f"budget {MAX_MEDIAN_SECONDS} s"
     write(f"median {median:.1f} s ({scope}); maximum {max(times.values()):.1f} s (budget {MAX_SECONDS} s)")
 
 
 def pytest_sessionfinish(session, exitstatus):
     times = _times()
-    if not times:
+    checked = _checked(times)
+    if not checked:
         return
-    over_median = _whole_book(times) and statistics.median(times.values()) > MAX_MEDIAN_SECONDS
-    if max(times.values()) > MAX_SECONDS or over_median:
+    over_median = (
+        _whole_book(times) and len(checked) == len(times)
+        and statistics.median(times.values()) > MAX_MEDIAN_SECONDS
+    )
+    if max(checked.values()) > MAX_SECONDS or over_median:
         session.exitstatus = 1

@@ -224,3 +224,25 @@ def test_a_time_budget_ends_training(regression_data):
     for bad in (0, -1, "10", True):
         with pytest.raises(ValueError, match="max_seconds"):
             train.fit(regression_model(), regression_data, max_seconds=bad)
+
+
+def test_a_cpu_time_budget_is_not_spent_by_waiting(regression_data):
+    """Sleeping uses wall time but no processor time: a CPU budget outlasts it."""
+
+    class Sleepy(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            import time
+
+            time.sleep(0.02)
+
+    wall = train.fit(regression_model(), regression_data.repeat(), epochs=1000, steps_per_epoch=10,
+                     max_seconds=0.3, live=False, plot=False, callbacks=(Sleepy(),))
+    cpu = train.fit(regression_model(), regression_data.repeat(), epochs=1000, steps_per_epoch=10,
+                    max_seconds=0.3, clock="cpu", live=False, plot=False, callbacks=(Sleepy(),))
+    assert wall.clock == "wall" and cpu.clock == "cpu"
+    assert cpu.seconds >= 0.3 and "(the 0.3 CPU s budget)" in cpu.message
+    assert cpu.steps > 2 * wall.steps, (cpu.steps, wall.steps)
+    with pytest.raises(ValueError, match="clock"):
+        train.fit(regression_model(), regression_data, clock="sundial")
+    with pytest.raises(ValueError, match="clock"):
+        train.TrainingClock("sundial")

@@ -46,8 +46,9 @@ class DecoderBlock(keras.layers.Layer):
     """One pre-LayerNorm decoder block, as in GPT-2 (chapter 8).
 
     x ← x + Attention(LN(x)) with a causal mask, then x ← x + MLP(LN(x)),
-    where the MLP widens to ``mlp_ratio × width`` with a GELU.  Parameters:
-    12·width² + 13·width (attention 4w² + 4w, MLP 8w² + 5w, two LayerNorms 4w).
+    where the MLP widens to ``mlp_ratio × width`` with a GELU.  Parameters
+    with the default ``mlp_ratio=4``: 12·width² + 13·width (attention 4w² + 4w,
+    MLP 8w² + 5w, two LayerNorms 4w).
     """
 
     def __init__(self, width: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.0, **kwargs):

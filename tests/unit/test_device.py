@@ -30,6 +30,13 @@ def test_describe_on_this_cpu():
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+def test_setup_keeps_float32_products_float32():
+    """TF32 would round float32 matrix products to ~1e-3 on recent GPUs."""
+    tf.config.experimental.enable_tensor_float_32_execution(True)
+    device.setup(seed=0)
+    assert not tf.config.experimental.tensor_float_32_execution_enabled()
+
+
 def test_describe_a_gpu_with_mixed_precision(monkeypatch):
     fake_gpus(monkeypatch, [{"device_name": "NVIDIA H100", "compute_capability": (9, 0)}])
     assert device.use_mixed_precision() is True

@@ -189,8 +189,11 @@ def test_stop_while_the_live_plot_redraws(stray_signals, repeat, monkeypatch):
     render = train.figure_png
     armed = []
 
+    # The first redraw comes at the first curve point (step 5), mid-training on
+    # any machine; later ones are throttled by their cost, and on a loaded
+    # machine the next may come only after the last step.
     def slow_render(fig):
-        if armed and not armed[0].moment.is_set() and len(fig.axes[0].lines[0].get_xdata()) >= 4:
+        if armed and not armed[0].moment.is_set() and len(fig.axes[0].lines[0].get_xdata()) >= 1:
             armed[0].moment.set()
             time.sleep(0.5)  # the signal arrives while the plot is drawn
         return render(fig)
@@ -202,7 +205,7 @@ def test_stop_while_the_live_plot_redraws(stray_signals, repeat, monkeypatch):
         return []
 
     result = stop_and_fit(model, data, arm, stray_signals, live=True, refresh_seconds=0.0)
-    assert result.steps >= 20
+    assert result.steps >= 5
 
 
 @pytest.mark.parametrize("repeat", range(REPEATS))

@@ -76,7 +76,7 @@ test-notebooks: $(STAMP)
 
 # Every notebook with the mixed policy forced (bfloat16 runs on a CPU): the
 # book's checks must hold whatever precision a GPU would train in.  Run once
-# by hand (about 3 minutes); `make test` runs the chapters with exactness checks.
+# by hand (about 5½ minutes for 8 chapters); `make test` runs the chapters with exactness checks.
 test-mixed: $(STAMP)
 	LLM_BOOK_PRECISION=mixed_bfloat16 $(HEADLESS) $(BOUND) $(NB_SECONDS) \
 	  $(BIN)/python -m pytest --nbval-lax $(NOTEBOOKS)

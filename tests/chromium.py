@@ -1,5 +1,6 @@
 """Debian's Chromium, as the browser tests launch it."""
 
+import contextlib
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,6 +28,19 @@ def launch(playwright):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: install Debian's browser with `apt-get install chromium`")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+
+
+@contextlib.contextmanager
+def browser():
+    """Playwright driving one headless Chromium, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        started = launch(playwright)
+        try:
+            yield started
+        finally:
+            started.close()
 
 
 def block_other_hosts(context) -> list[str]:

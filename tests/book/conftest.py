@@ -37,12 +37,8 @@ def book_url():
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = chromium.launch(playwright)
-        yield browser
-        browser.close()
+    with chromium.browser() as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

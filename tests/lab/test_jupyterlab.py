@@ -159,12 +159,8 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = chromium.launch(playwright)
-        yield browser
-        browser.close()
+    with chromium.browser() as started:
+        yield started
 
 
 # exceptions shown in an output area: Lab renders them as stderr with a traceback

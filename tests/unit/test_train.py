@@ -1,3 +1,5 @@
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -200,6 +202,7 @@ def test_progress_text():
     text = train._progress_text(2, 5, 30, 100, 1.23456, 1.5, 12345.6, 7.2)
     assert text == "epoch 2/5 · step 30/100 · loss 1.235 · val 1.500 · 12,346 tokens/s · 7 s"
     assert train._progress_text(1, 1, 3, None, None, None, 0.0, 0.0, "steps") == "epoch 1/1 · step 3 · 0 steps/s · 0 s"
+    assert train._progress_text(1, 1, 3, None, None, None, 0.0, 2.0, "steps", "cpu").endswith("· 2 CPU s")
 
 
 def test_empty_figure_and_result_defaults():
@@ -210,15 +213,20 @@ def test_empty_figure_and_result_defaults():
     assert train.figure_png(fig).startswith(b"\x89PNG")
 
 
+class Sleep(keras.callbacks.Callback):
+    """Waits after every step: wall time passes, processor time hardly does."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(self.seconds)
+
+
 def test_a_time_budget_ends_training(regression_data):
-    class Slow(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            import time
-
-            time.sleep(0.01)
-
     result = train.fit(regression_model(), regression_data.repeat(), epochs=1000, steps_per_epoch=50,
-                       max_seconds=0.5, live=False, plot=False, callbacks=(Slow(),))
+                       max_seconds=0.5, live=False, plot=False, callbacks=(Sleep(0.01),))
     assert result.completed and 0.5 <= result.seconds < 2.0 and result.steps < 1000 * 50
     assert "(the 0.5 s budget)" in result.message
     for bad in (0, -1, "10", True):
@@ -228,17 +236,12 @@ def test_a_time_budget_ends_training(regression_data):
 
 def test_a_cpu_time_budget_is_not_spent_by_waiting(regression_data):
     """Sleeping uses wall time but no processor time: a CPU budget outlasts it."""
-
-    class Sleepy(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            import time
-
-            time.sleep(0.02)
-
-    wall = train.fit(regression_model(), regression_data.repeat(), epochs=1000, steps_per_epoch=10,
-                     max_seconds=0.3, live=False, plot=False, callbacks=(Sleepy(),))
-    cpu = train.fit(regression_model(), regression_data.repeat(), epochs=1000, steps_per_epoch=10,
-                    max_seconds=0.3, clock="cpu", live=False, plot=False, callbacks=(Sleepy(),))
+    runs = {
+        clock: train.fit(regression_model(), regression_data.repeat(), epochs=1000, steps_per_epoch=10,
+                         max_seconds=0.3, clock=clock, live=False, plot=False, callbacks=(Sleep(0.02),))
+        for clock in ("wall", "cpu")
+    }
+    wall, cpu = runs["wall"], runs["cpu"]
     assert wall.clock == "wall" and cpu.clock == "cpu"
     assert cpu.seconds >= 0.3 and "(the 0.3 CPU s budget)" in cpu.message
     assert cpu.steps > 2 * wall.steps, (cpu.steps, wall.steps)

@@ -43,9 +43,9 @@ from helpers import data, train  # noqa: E402
 class ModelConfig:
     """One candidate for the benchmark's character LM."""
 
-    cell: str  # "gru" or "lstm"
-    units: int  # hidden-state size
-    embedding_dim: int  # character embedding size
+    cell: str  # "gru", "lstm" or "gpt" (helpers.models.gpt, chapter 9)
+    units: int  # hidden-state size; a GPT's width (d_model)
+    embedding_dim: int  # character embedding size (a GPT's is its width)
     sequence_length: int  # characters per training window
     batch_size: int  # windows per step
     peak_learning_rate: float  # Adam's rate after warm-up
@@ -53,6 +53,8 @@ class ModelConfig:
     warmup_seconds: float  # linear warm-up, in seconds of training
     clip_norm: float  # global gradient-norm clipping threshold
     dropout: float = 0.0  # dropout on the recurrent layer's outputs
+    layers: int = 1  # a GPT's decoder blocks
+    heads: int = 4  # a GPT's attention heads per block
 
 
 #: Candidates measured on the 2-core development machine; see the page.
@@ -61,12 +63,26 @@ MODELS = {
     "gru384": ModelConfig("gru", 384, 64, 100, 64, 3e-3, 2e-4, 10.0, 1.0),
     "gru256-dropout": ModelConfig("gru", 256, 64, 100, 64, 4e-3, 2e-4, 10.0, 1.0, dropout=0.2),
     "gru384-dropout": ModelConfig("gru", 384, 64, 100, 64, 3e-3, 2e-4, 10.0, 1.0, dropout=0.25),
+    # nanoGPT's CPU setting for Shakespeare is 4 blocks of width 128 with
+    # windows of 64; two blocks take twice the steps in the same time here.
+    "gpt128": ModelConfig("gpt", 128, 128, 128, 32, 2e-3, 1e-4, 10.0, 1.0, layers=2, heads=4),
     "tiny": ModelConfig("gru", 32, 16, 50, 16, 3e-3, 3e-4, 0.5, 1.0),  # smoke test only
 }
 BEST = "gru256"
 
 
 def build(config: ModelConfig, vocab_size: int, jit_compile=False):
+    if config.cell == "gpt":
+        from helpers import models
+
+        model = models.gpt(models.GPTConfig(vocab_size, config.sequence_length, config.layers, config.heads,
+                                            config.units, dropout=config.dropout))
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.peak_learning_rate, global_clipnorm=config.clip_norm),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit_compile,
+        )
+        return model
     cell = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[config.cell]
     model = keras.Sequential(
         [
@@ -363,7 +379,7 @@ def write_page(results: dict, path: Path, figure: str) -> None:
     ) or "| (not run) | | | |"
     trials = results.get("trials", [])
     tried = "\n".join(
-        f"| `{t['model']}` | {c.cell.upper()}-{c.units} | {c.dropout:g} | {c.sequence_length} | {c.batch_size} "
+        f"| `{t['model']}` | {_label(c)} | {c.dropout:g} | {c.sequence_length} | {c.batch_size} "
         f"| {c.peak_learning_rate:g} → {c.final_learning_rate:g} | {t['budget_seconds']:.0f} s "
         f"| {t['held_out_loss_nats_per_char']:.3f} | {t['tokens_per_second']:,} |"
         for t in trials
@@ -409,7 +425,7 @@ Candidates trained for the full budget (`python bench/run.py --trial-only --mode
 |---|---|---|---|---|---|---|---|---|
 {tried}
 
-More width costs more time per step than it gains per step within five minutes on two cores, and dropout on the outputs slowed learning more than it closed the gap between training loss (about 1.27 at the end) and held-out loss. The held-out tenth is the end of the benchmark text, other plays than most of the training text, so part of that gap is a change of text rather than overfitting.
+More width costs more time per step than it gains per step within five minutes on two cores, and dropout on the outputs slowed learning more than it closed the gap between training loss (about 1.27 at the end) and held-out loss. The held-out tenth is the end of the benchmark text, other plays than most of the training text, so part of that gap is a change of text rather than overfitting. `gpt128` is chapter 9's GPT (`helpers.models.gpt`, 4 heads, windows of 128 characters, Keras' `evaluate` on held-out windows of 128); chapter 9 sets it beside the recurrent models and explains why a Transformer gains less from two CPU cores than from a GPU.
 
 ## b. Overhead of the training loop
 
@@ -437,6 +453,10 @@ From a clean kernel with `nbclient`, headless (one final figure per training run
 {results.get('gpu_note', 'No GPU was available for this run.')}
 """
     path.write_text(page)
+
+
+def _label(c: ModelConfig) -> str:
+    return f"GPT, {c.layers} blocks of width {c.units}" if c.cell == "gpt" else f"{c.cell.upper()}-{c.units}"
 
 
 def _stall_text(nbs: dict) -> str:
@@ -488,6 +508,8 @@ def main(argv=None) -> dict:
                         help="only run (a) and add it to the table of trials; keep the other results")
     parser.add_argument("--overhead-only", action="store_true",
                         help="only run (b); keep the other results")
+    parser.add_argument("--notebooks-only", action="store_true",
+                        help="only run (c), the notebook times; keep the other results")
     parser.add_argument("--notebook-runs", type=int, default=2,
                         help="runs of each notebook in (c); a run over twice the fastest is a stall")
     parser.add_argument("--stress", type=int, default=0, metavar="RUNS",
@@ -517,6 +539,12 @@ def main(argv=None) -> dict:
             parser.error("--overhead-only needs an earlier full run's results.json")
         print(f"(b) overhead, {args.repeats} × {args.overhead_steps} steps each …", flush=True)
         results = dict(previous, overhead=overhead(args.overhead_steps, args.repeats))
+        lm = results["char_lm"]
+    elif args.notebooks_only:
+        if not previous:
+            parser.error("--notebooks-only needs an earlier full run's results.json")
+        print(f"(c) {len(paths)} notebooks × {args.notebook_runs} runs …", flush=True)
+        results = dict(previous, machine=machine(), notebooks=notebook_times(paths, runs=args.notebook_runs))
         lm = results["char_lm"]
     elif args.trial_only:
         if not previous:

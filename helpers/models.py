@@ -5,7 +5,8 @@ Each is taught in its chapter and lives here because a later chapter reuses it:
 * :func:`char_rnn`: the character language model of chapter 6 (embedding,
   a recurrent layer, logits), trained with gated cells in chapter 7 and
   compared with the GPT in chapter 9;
-* :class:`DecoderBlock`: the pre-LayerNorm Transformer block of chapter 8;
+* :class:`DecoderBlock`: the pre-LayerNorm Transformer block of chapter 8
+  (with ``causal=False``, the encoder block of chapter 9's masked model);
 * :class:`GPTConfig` and :func:`gpt`: the small GPT of chapter 9, reused
   by the chapters after it.
 """
@@ -46,16 +47,20 @@ class DecoderBlock(keras.layers.Layer):
     """One pre-LayerNorm decoder block, as in GPT-2 (chapter 8).
 
     x ← x + Attention(LN(x)) with a causal mask, then x ← x + MLP(LN(x)),
-    where the MLP widens to ``mlp_ratio × width`` with a GELU.  Parameters
+    where the MLP widens to ``mlp_ratio × width`` with a GELU.  With
+    ``causal=False`` every position attends to every other: the block of a
+    bidirectional encoder such as BERT (chapter 9).  Parameters
     with the default ``mlp_ratio=4``: 12·width² + 13·width (attention 4w² + 4w,
     MLP 8w² + 5w, two LayerNorms 4w).
     """
 
-    def __init__(self, width: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.0, **kwargs):
+    def __init__(self, width: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.0, causal: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         if width % heads:
             raise ValueError(f"width ({width}) must be a multiple of heads ({heads})")
         self.width, self.heads, self.mlp_ratio, self.dropout_rate = width, heads, mlp_ratio, dropout
+        self.causal = bool(causal)
         self.norm_1 = keras.layers.LayerNormalization(epsilon=1e-5)
         self.attention = keras.layers.MultiHeadAttention(heads, key_dim=width // heads, dropout=dropout)
         self.norm_2 = keras.layers.LayerNormalization(epsilon=1e-5)
@@ -72,13 +77,13 @@ class DecoderBlock(keras.layers.Layer):
 
     def call(self, x, training=False):  # x: (batch, time, width)
         h = self.norm_1(x)
-        x = x + self.drop(self.attention(h, h, use_causal_mask=True, training=training), training=training)
+        x = x + self.drop(self.attention(h, h, use_causal_mask=self.causal, training=training), training=training)
         h = self.norm_2(x)
         return x + self.drop(self.mlp_out(self.mlp_in(h)), training=training)
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "heads": self.heads,
-                "mlp_ratio": self.mlp_ratio, "dropout": self.dropout_rate}
+                "mlp_ratio": self.mlp_ratio, "dropout": self.dropout_rate, "causal": self.causal}
 
 
 @keras.saving.register_keras_serializable(package="llm_book")

@@ -494,6 +494,8 @@ def fit(
     if validation_data is not None and validation_steps is not None:
         validation_data = validation_data.take(validation_steps)
 
+    _build_optimizer(model)
+
     history = History()
     stop = StopRequest()
     monitor = _Monitor(history, per_batch, unit, epochs, None, log_every, stop, max_seconds, clock)
@@ -529,6 +531,21 @@ def fit(
         if result.status != "completed" or view is None:
             print(result.message, flush=True)
     return result
+
+
+def _build_optimizer(model) -> None:
+    """Create the optimizer's slots before the first step.
+
+    Left to Keras, the TensorFlow backend creates them inside the first
+    traced step and then traces that step a second time; for a two-block GPT
+    the first step took about 4 s instead of 2 (Keras 3.15, TensorFlow 2.21).
+    A model whose weights do not exist yet (a ``Sequential`` with no
+    ``Input``) is left to Keras.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    variables = model.trainable_variables if getattr(model, "built", False) else []
+    if optimizer is not None and not optimizer.built and variables:
+        optimizer.build(variables)
 
 
 def _result(model, history: History, monitor: _Monitor, status: str) -> TrainResult:

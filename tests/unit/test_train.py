@@ -249,3 +249,18 @@ def test_a_cpu_time_budget_is_not_spent_by_waiting(regression_data):
         train.fit(regression_model(), regression_data, clock="sundial")
     with pytest.raises(ValueError, match="clock"):
         train.TrainingClock("sundial")
+
+
+def test_the_optimizer_is_built_before_the_first_step(text, tiny_lm):
+    corpus = data.char_corpus(text)
+    model = tiny_lm(corpus.vocab.size)
+    assert not model.optimizer.built
+    train._build_optimizer(model)
+    assert model.optimizer.built and len(model.optimizer.variables) > 1
+    # a model without weights yet is left to Keras, and still trains
+    unbuilt = keras.Sequential([keras.layers.Dense(1)])
+    unbuilt.compile(optimizer="sgd", loss="mse")
+    train._build_optimizer(unbuilt)
+    assert not unbuilt.optimizer.built
+    xy = tf.data.Dataset.from_tensor_slices((np.ones((8, 3), "float32"), np.ones((8, 1), "float32"))).batch(4)
+    assert train.fit(unbuilt, xy, plot=False).completed

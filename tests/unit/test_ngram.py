@@ -50,3 +50,15 @@ def test_bad_arguments():
         model.cross_entropy(TEXT, block=0)
     with pytest.raises(ValueError, match="at least 2"):
         model.cross_entropy("a")
+
+
+def test_cross_entropy_takes_any_model_with_order_and_prob():
+    class Uniform:
+        order = 3
+
+        def prob(self, token, history):
+            assert len(history) <= 2, "at most order - 1 characters of history"
+            return 1 / 4
+
+    assert math.isclose(ngram.cross_entropy(Uniform(), "abcdabcd"), math.log(4))
+    assert math.isclose(ngram.cross_entropy(Uniform(), "abcdabcd", block=3), math.log(4))

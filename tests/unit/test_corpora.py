@@ -97,3 +97,31 @@ def test_minilm_loads_offline_and_puts_paraphrases_together(monkeypatch, tmp_pat
     (folder / "model.safetensors").write_bytes(b"changed")
     with pytest.raises(data.DataPackageError, match="do not match their checksum"):
         pretrained.minilm_folder()
+
+
+def test_cache_dir_outside_a_checkout_is_the_home_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("LLM_BOOK_CACHE", raising=False)
+    assert pretrained.cache_dir().parts[-2:] == ("_build", "cache")  # this checkout
+    monkeypatch.setattr(pretrained, "__file__", str(tmp_path / "site-packages" / "helpers" / "pretrained.py"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert pretrained.cache_dir() == tmp_path / ".cache" / "llm-book"
+
+
+def test_missing_keras_hub_names_the_pip_command(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_keras_hub(name, *args, **kwargs):
+        if name == "keras_hub":
+            raise ImportError("No module named 'keras_hub'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_keras_hub)
+    with pytest.raises(data.DataPackageError, match="pip install --no-deps keras-hub==0.32.0"):
+        pretrained.minilm()
+
+
+def test_embed_rejects_a_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size must be an integer ≥ 1, got 0"):
+        pretrained.embed(None, None, ["a"], batch_size=0)

@@ -277,6 +277,7 @@ def chitchat(verify: bool = True) -> list[Conversation]:
     """The 7,168 conversations of chitchat-dataset 0.9.0, sorted by their ids.
 
     Introduced in chapter 12 (retrieval dialogue).  Two crowd workers chatted
-    from a prompt; each turn holds one person's consecutive messages.
+    from a prompt; each turn holds one person's consecutive messages.  About
+    44 % of the conversations have a single turn (4,018 have two or more).
     """
     return list(_chitchat(bool(verify)))

@@ -46,6 +46,10 @@ def test_notebook_follows_the_chapter_pattern(path):
     assert "widgets.Panel(" in "\n".join(code), "every chapter has a widget panel"
     solutions = [c for c in cells(path, "code") if "hide-cell" in c.get("metadata", {}).get("tags", [])]
     assert len(solutions) >= 3 and all("assert" in source(c) for c in solutions), "≥ 3 exercises with checked, hidden solutions"
+    # the book's toggle reads "Show solution" (myst-nb's default is "Show code cell content")
+    assert all(c["metadata"].get("mystnb", {}).get("code_prompt_show") == "Show solution" for c in solutions), (
+        'every hidden solution sets metadata.mystnb.code_prompt_show to "Show solution"'
+    )
     assert "## Exercises" in markdown and "## Summary" in markdown
     assert "TODO" not in markdown + "\n".join(code)
 

@@ -53,6 +53,10 @@ ACLSUM_SECTIONS = ("abstract", "introduction", "conclusion")
 #: SHA-256 of ``hsk_sentences_audio/data/sentences.json`` in hsk-sentences-audio 1.0.0.
 HSK_SHA256 = "8f8ffd34eee29f395724ce060cad22511eeeabb7af731d5b5879dc0548e01660"
 HSK_SIZE = 4_354
+#: Records of that file whose "translation" is a placeholder ("placeholder" or
+#: "PH"), not English: 67, all at HSK levels 5 and 6.  :func:`hsk_sentences` drops them.
+HSK_PLACEHOLDERS = 67
+_PLACEHOLDER_TRANSLATIONS = frozenset({"placeholder", "PH"})
 #: SHA-256 of ``chitchat_dataset/dataset.json`` in chitchat-dataset 0.9.0.
 CHITCHAT_SHA256 = "d2a5d0bf6acf354fef51f3af39cbece2220d3b8f6086b658c3d335105798312a"
 CHITCHAT_SIZE = 7_168
@@ -229,22 +233,27 @@ class SentencePair:
 @functools.lru_cache(maxsize=2)
 def _hsk(verify: bool) -> tuple[SentencePair, ...]:
     path, reinstall = _read(_HSK, "hsk_sentences_audio/data/sentences.json", HSK_SHA256, "HSK sentences", verify)
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    _check_size(len(entries), HSK_SIZE, "records", reinstall, verify)
     pairs = tuple(
         SentencePair(e["id"], int(e["hsk_level"]), e["chinese"], e["translation"]["en"],
                      tuple(t["word"] for t in e["tokens"]), tuple(t.get("gloss_en") or "" for t in e["tokens"]))
-        for e in json.loads(path.read_text(encoding="utf-8"))
+        for e in entries
+        if e["translation"]["en"].strip() not in _PLACEHOLDER_TRANSLATIONS
     )
-    _check_size(len(pairs), HSK_SIZE, "sentence pairs", reinstall, verify)
+    _check_size(len(entries) - len(pairs), HSK_PLACEHOLDERS, "placeholder translations", reinstall, verify)
     return pairs
 
 
 def hsk_sentences(verify: bool = True) -> list[SentencePair]:
-    """The 4,354 Chinese–English sentence pairs of hsk-sentences-audio 1.0.0, in file order.
+    """The 4,287 Chinese–English sentence pairs of hsk-sentences-audio 1.0.0, in file order.
 
     Introduced in chapter 12 (translation).  The data is licensed
-    CC-BY-SA-4.0 by the package's authors.  Five Chinese sentences occur
-    twice, so split by sentence text, not by record, to keep test sentences
-    out of training.
+    CC-BY-SA-4.0 by the package's authors.  The file holds 4,354 records;
+    the 67 whose English side is a placeholder ("placeholder" or "PH", all at
+    HSK levels 5 and 6) are dropped.  A few Chinese sentences occur twice, so
+    split by sentence text, not by record, to keep test sentences out of
+    training.
     """
     return list(_hsk(bool(verify)))
 

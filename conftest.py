@@ -44,23 +44,37 @@ BUSY_CPUS = 0.25
 
 _spans: dict[str, list[float]] = {}
 _deadlines: dict[str, float] = {}
-_others_at_start: dict[str, dict[int, float]] = {}
+_others_at_start: dict[str, float] = {}
 _busy: dict[str, float] = {}  # notebook → cores other processes used while it ran
 
 
-def _ours() -> set[int]:
+def _tree_cpu_seconds() -> float:
+    """Processor seconds of this test run so far: pytest, its kernels, and
+    every descendant, including those that have exited (a process's
+    ``children_*`` times hold the descendants it has reaped)."""
     me = psutil.Process()
-    return {me.pid, *(child.pid for child in me.children(recursive=True))}
+    total = 0.0
+    for process in (me, *me.children(recursive=True)):
+        try:
+            t = process.cpu_times()
+        except psutil.Error:  # it exited meanwhile; its parent's children_* times will hold it
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
-def _other_cpu_seconds() -> dict[int, float]:
-    """Processor seconds so far of every process outside this test run, by pid."""
-    ours, seconds = _ours(), {}
-    for process in psutil.process_iter(["cpu_times"]):
-        times = process.info["cpu_times"]
-        if process.pid not in ours and times is not None:
-            seconds[process.pid] = times.user + times.system
-    return seconds
+def _machine_cpu_seconds() -> float:
+    """Processor seconds the whole machine has been busy, all cores, since boot."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
+def _other_cpu_seconds() -> float:
+    """Processor seconds used outside this test run so far: the machine's busy
+    time less ours.  Unlike a sum over the processes alive at two moments,
+    this also counts the processes that started and ended in between (short
+    jobs started by another program)."""
+    return _machine_cpu_seconds() - _tree_cpu_seconds()
 
 
 def _notebook(nodeid: str) -> str | None:
@@ -91,8 +105,7 @@ def pytest_runtest_logfinish(nodeid, location):
     name = _notebook(nodeid)
     if name:
         _spans[name][1] = time.perf_counter()
-        before, now = _others_at_start[name], _other_cpu_seconds()
-        used = sum(seconds - before.get(pid, 0.0) for pid, seconds in now.items())
+        used = _other_cpu_seconds() - _others_at_start[name]
         _busy[name] = max(0.0, used) / max(1e-9, _spans[name][1] - _spans[name][0])
 
 

@@ -119,7 +119,14 @@ stress: $(STAMP)
 # (bfloat16 on a CPU), not only the chapters with float32 equality checks: a
 # custom layer that mixes dtypes fails there as it would on a GPU (chapter 2's
 # VAE did).
-test: test-unit test-notebooks test-book test-lab
+# The wall time of a passing run is kept in _build/make-test.json for `make bench`.
+test:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory test-unit test-notebooks test-book test-lab; \
+	mkdir -p _build; \
+	printf '{"seconds": %d, "date": "%s", "notebooks": %d}\n' $$(( $$(date +%s) - start )) "$$(date -I)" \
+	  $(words $(NOTEBOOKS)) > _build/make-test.json; \
+	echo "make test passed in $$(( ($$(date +%s) - start) / 60 )) min"
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(CURDIR) \

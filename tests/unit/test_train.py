@@ -70,6 +70,16 @@ def test_diverging_run_stops_with_an_explanation(regression_data, capsys):
     assert all(np.isfinite(result.history.loss)), "the recorded curve stays readable"
 
 
+def test_divergence_stops_at_the_first_bad_step(regression_data):
+    """The loss is read after every step (Keras does so anyway with the TensorFlow backend), so no step follows a NaN."""
+    import re
+
+    model = regression_model(learning_rate=1e4)
+    result = train.fit(model, regression_data, epochs=50, log_every=1, live=False)
+    first_bad = int(re.search(r"stopped at step (\d+)", result.message).group(1))
+    assert result.status == "diverged" and result.steps == first_bad
+
+
 def test_interrupted_run_keeps_model_and_history(regression_data, capsys):
     model = regression_model()
     before = model.get_weights()[0].copy()

@@ -263,7 +263,7 @@ def char_lm(budget: float, name: str, validate_every: int) -> dict:
         "steps": result.steps,
         "tokens": result.tokens,
         "tokens_per_second": round(result.tokens_per_second),
-        "held_out_loss_nats_per_char": losses,  # keyed by protocol (helpers.evaluate.PROTOCOLS)
+        "held_out_loss_nats_per_char": losses,  # keyed by protocol (PROTOCOL_NAMES)
         "unigram_baseline_nats_per_char": round(unigram, 4),
         "peak_memory_mb": round(peak_memory_mb()),
         "curve": {

@@ -84,14 +84,6 @@ def char_loss(model, ids, block: int = NANOGPT_BLOCK, batch_size: int = 32) -> f
     return total / len(targets)
 
 
-#: The protocols' names, as results and tables spell them.
-PROTOCOLS = {
-    "blocks256": "nanoGPT's: non-overlapping 256-character blocks, each from a fresh state",
-    "streaming": "streaming: the state carried across the whole held-out text",
-    "window": "sliding window: each character scored once, with at least half a window of context",
-}
-
-
 def _check_ids(ids) -> np.ndarray:
     ids = np.asarray(ids, dtype=np.int32)
     if ids.ndim != 1 or len(ids) < 2:

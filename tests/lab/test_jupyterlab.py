@@ -251,9 +251,15 @@ def _press(page, panel, what: str) -> tuple[str, str]:
     _, message, output = _panel_state(panel)
     panel.locator(".widget-button").first.click()
 
+    seen_busy = []  # the run was seen under way (polled every 250 ms)
+
     def finished():
         busy, now_message, now_output = _panel_state(panel)
-        return not busy and not now_message.startswith("Working") and (now_message, now_output) != (message, output)
+        if busy or now_message.startswith("Working"):
+            seen_busy.append(True)
+            return False
+        # a seeded run with the same settings may end showing exactly what was there before
+        return bool(seen_busy) or (now_message, now_output) != (message, output)
 
     _wait(page, finished, PRESS_SECONDS, f"the panel to finish ({what})")
     busy, message, output = _panel_state(panel)

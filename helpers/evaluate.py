@@ -35,6 +35,14 @@ NANOGPT_BLOCK = 256
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _nll(logits, targets):
+    """Σ −log softmax(logits)[target], in float64: logits (batch, time, vocab), targets (batch, time)."""
+    import tensorflow as tf
+
+    log_p = tf.nn.log_softmax(tf.cast(logits, tf.float64), axis=-1)
+    return -tf.reduce_sum(tf.gather(log_p, targets[..., None], axis=-1, batch_dims=2))
+
+
 def _nll_sum_fn(model):
     """Σ −log p(target | inputs) over a batch, in float64, as one compiled graph.
 
@@ -47,10 +55,7 @@ def _nll_sum_fn(model):
 
         @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32)] * 2)
         def fn(inputs, targets):  # (batch, time), (batch, time) → ()
-            logits = tf.cast(model(inputs, training=False), tf.float64)  # (batch, time, vocab)
-            log_p = tf.nn.log_softmax(logits, axis=-1)
-            picked = tf.gather(log_p, targets[..., None], axis=-1, batch_dims=2)  # (batch, time, 1)
-            return -tf.reduce_sum(picked)
+            return _nll(model(inputs, training=False), targets)  # logits: (batch, time, vocab)
 
         _COMPILED[model] = fn
     return fn
@@ -154,9 +159,7 @@ def stream_loss(model, ids, chunk: int = 2048) -> float:
     for start in range(0, len(targets), chunk):
         x = tf.constant(inputs[None, start : start + chunk])
         logits, states = (first(x) if states is None else later(x, states))
-        log_p = tf.nn.log_softmax(tf.cast(logits[0], tf.float64), axis=-1)  # (time, vocab)
-        y = targets[start : start + chunk]
-        total -= float(tf.reduce_sum(tf.gather(log_p, y[:, None], batch_dims=1)))
+        total += float(_nll(logits, targets[None, start : start + chunk]))  # logits: (1, time, vocab)
     return total / len(targets)
 
 
@@ -193,11 +196,7 @@ def window_loss(model, ids, context: int, stride: int | None = None, batch_size:
 
 def _tail_nll(model, x, y, keep: int) -> float:
     """Σ −log p over the last ``keep`` positions of each row."""
-    import tensorflow as tf
-
-    logits = tf.cast(model(x, training=False), tf.float64)[:, -keep:]
-    log_p = tf.nn.log_softmax(logits, axis=-1)
-    return -float(tf.reduce_sum(tf.gather(log_p, y[:, -keep:, None], axis=-1, batch_dims=2)))
+    return float(_nll(model(x, training=False)[:, -keep:], y[:, -keep:]))
 
 
 def _scored_tail_sum(model, inputs, targets, starts, context, stride, batch_size) -> float:

@@ -155,14 +155,38 @@ def exact():
         keras.mixed_precision.set_global_policy(previous)
 
 
+def cpu_bfloat16_units(cpuinfo: str | None = None) -> list[str]:
+    """The CPU's instructions for bfloat16 products: ``"amx_bf16"``, ``"avx512_bf16"``, both or none.
+
+    Read from the flags in ``/proc/cpuinfo`` (an empty list where there is
+    none, as on macOS).  Without them TensorFlow still computes in bfloat16,
+    by converting to float32 and back, which is no faster than float32.
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return []
+    flags = set(cpuinfo.split())
+    return [unit for unit in ("amx_bf16", "avx512_bf16") if unit in flags]
+
+
 def describe() -> str:
     """One line naming the hardware: ``"CPU: 2 cores"`` or ``"GPU: NVIDIA H100 (mixed precision)"``.
 
-    On a CPU the precision is named only when it is not float32 (when forced).
+    On a CPU the precision is named only when it is not float32 (when
+    forced); for ``mixed_bfloat16`` the line also says whether the CPU has
+    bfloat16 instructions that the products use, or converts instead.
     """
     devices = gpus()
     policy = keras.mixed_precision.global_policy().name
     if not devices:
+        if policy == "mixed_bfloat16":
+            units = cpu_bfloat16_units()
+            how = ("bfloat16 instructions: " + ", ".join(u.upper() for u in units)) if units else \
+                "no bfloat16 instructions, so products are converted to float32"
+            return f"CPU: {os.cpu_count()} cores ({policy}; {how})"
         return f"CPU: {os.cpu_count()} cores" + ("" if policy == "float32" else f" ({policy})")
     names = [_gpu_details(gpu).get("device_name", gpu.name) for gpu in devices]
     label = names[0] if len(set(names)) == 1 else ", ".join(names)

@@ -38,6 +38,14 @@ def test_bench_runs_and_writes_its_outputs(tmp_path):
     assert max(losses.values()) < results["char_lm"]["unigram_baseline_nats_per_char"] + 1
     low, high = saved["overhead"]["median_ratio_95ci"]
     assert low <= saved["overhead"]["median_ratio"] <= high
+    own = saved["overhead"]["own_code_fraction"]
+    assert len(own) == 2 and all(0 < f < 1 for f in own), "train.fit's own code is timed, and only part of a run"
+    assert "s own code" in page
+    assert len(saved["overhead"]["plot_renders_per_run"]) == 2 and saved["overhead"]["mean_render_ms"] > 0
+    assert bench.train.figure_png.__name__ == "figure_png", "the render timer is taken off again"
+    assert not hasattr(bench.train._Monitor.on_train_batch_end, "__wrapped__"), "the timers are taken off again"
+    assert not hasattr(bench.train._LiveView.update, "__wrapped__")
+    assert "on_train_end" not in bench.train._Monitor.__dict__, "the timers are taken off again"
     assert "## d. The whole book" in page and "protocol (a)" in page
 
     # a trial run adds to the table of trials and keeps the rest
@@ -111,10 +119,70 @@ def test_a_stateful_trial_is_scored_under_both_protocols(tmp_path):
         "--repeats", "2", "--notebooks", "", "--survey-seconds", "0",
         "--out", str(tmp_path), "--page", str(tmp_path / "performance.md"),
     ])
-    bench.main(["--budget", "2", "--model", "tiny-stateful", "--trial-only", "--validate-every", "20",
+    bench.main(["--budget", "2", "--trials", "tiny-stateful,tiny", "--validate-every", "20",
                 "--out", str(tmp_path), "--page", str(tmp_path / "performance.md")])
     saved = json.loads((tmp_path / "results.json").read_text())
     (trial,) = [t for t in saved["trials"] if t["model"] == "tiny-stateful"]
     assert set(trial["held_out_loss_nats_per_char"]) == {"blocks256", "streaming"}
+    assert sorted((t["model"], t["budget_seconds"]) for t in saved["trials"]) == [
+        ("tiny", 2), ("tiny", 3), ("tiny-stateful", 2)], "several trials in one run, each added"
+    assert all(t["date"] for t in saved["trials"]) and "| Measured |" in (tmp_path / "performance.md").read_text()
+    with pytest.raises(SystemExit):  # an unknown name is refused before anything trains
+        bench.main(["--trials", "tiny,gru9999", "--out", str(tmp_path), "--page", str(tmp_path / "performance.md")])
     # a result from before the protocols were named still shows, in its own column
     assert bench.losses_of({"held_out_loss_nats_per_char": 1.5}) == {"windows100": 1.5}
+
+
+def test_weight_decay_shrinks_matrices_but_not_biases():
+    """AdamW's decoupled decay: with a zero gradient only the decay moves a weight."""
+    import keras
+    import numpy as np
+
+    bench = load_bench()
+    config = bench.ModelConfig("gru", 8, 4, 5, 2, 0.1, 0.1, 0.0, 1.0, weight_decay=0.5)
+    model = bench.build(config, vocab_size=6)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert bench._label(config).endswith("AdamW decay 0.5")
+    dense = model.layers[-1]
+    kernel, bias = (np.array(v) for v in (dense.kernel, dense.bias))
+    dense.bias.assign(bias + 1.0)
+    zeros = [keras.ops.zeros_like(v) for v in model.trainable_variables]
+    model.optimizer.apply_gradients(zip(zeros, model.trainable_variables))
+    np.testing.assert_allclose(np.array(dense.kernel), kernel * (1 - 0.1 * 0.5), rtol=1e-6)
+    np.testing.assert_allclose(np.array(dense.bias), bias + 1.0, rtol=1e-6)
+    assert type(bench.build(bench.MODELS["gru256"], 6).optimizer) is keras.optimizers.Adam
+
+
+def test_layer_norm_gru_cell_matches_its_formula():
+    """One step of bench.LayerNormGRUCell against the formula in NumPy, and a streaming copy of it."""
+    import keras
+    import numpy as np
+
+    bench = load_bench()
+    rng = np.random.default_rng(0)
+    cell = bench.LayerNormGRUCell(4)
+    x, h = rng.normal(size=(2, 3)).astype("float32"), rng.normal(size=(2, 4)).astype("float32")
+    cell.build((None, 3))
+    cell.gamma_x.assign(rng.uniform(0.5, 1.5, (3, 4)))
+    cell.bias.assign(rng.normal(size=12))
+    new, _ = cell(x, [h])
+
+    def norm(p, gamma):
+        g = p.reshape(-1, 3, 4)
+        return ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5) * gamma).reshape(-1, 12)
+
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    xp = norm(x @ np.array(cell.kernel), np.array(cell.gamma_x)) + np.array(cell.bias)
+    hp = norm(h @ np.array(cell.recurrent_kernel), np.array(cell.gamma_h))
+    z, r = sig(xp[:, :4] + hp[:, :4]), sig(xp[:, 4:8] + hp[:, 4:8])
+    expected = z * h + (1 - z) * np.tanh(xp[:, 8:] + r * hp[:, 8:])
+    np.testing.assert_allclose(np.array(new), expected, atol=1e-5)
+
+    from helpers import evaluate
+
+    config = bench.ModelConfig("lngru", 8, 4, 5, 2, 0.01, 0.01, 0.0, 1.0)
+    model = bench.build(config, vocab_size=6)
+    ids = rng.integers(0, 6, 40)
+    assert isinstance(model.layers[0], keras.layers.RNN) or isinstance(model.layers[1], keras.layers.RNN)
+    # streaming from the start equals one block covering the whole text
+    assert abs(evaluate.stream_loss(model, ids, chunk=7) - evaluate.char_loss(model, ids, block=40)) < 1e-5

@@ -30,6 +30,19 @@ def test_describe_on_this_cpu():
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+def test_describe_says_whether_bfloat16_has_instructions(monkeypatch):
+    assert device.cpu_bfloat16_units("flags : fpu avx512f avx512_bf16 amx_tile amx_bf16") == ["amx_bf16", "avx512_bf16"]
+    assert device.cpu_bfloat16_units("flags : fpu avx512f avx512_fp16") == []
+    monkeypatch.setattr(device, "cpu_bfloat16_units", lambda: ["avx512_bf16"])
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        assert device.describe() == f"CPU: {os.cpu_count()} cores (mixed_bfloat16; bfloat16 instructions: AVX512_BF16)"
+        monkeypatch.setattr(device, "cpu_bfloat16_units", lambda: [])
+        assert device.describe().endswith("(mixed_bfloat16; no bfloat16 instructions, so products are converted to float32)")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_setup_keeps_float32_products_float32():
     """TF32 would round float32 matrix products to ~1e-3 on recent GPUs."""
     tf.config.experimental.enable_tensor_float_32_execution(True)
@@ -99,7 +112,7 @@ def test_quiet_native_stderr_hides_fd2_only_inside(capfd):
 def test_the_training_policy_can_be_forced(monkeypatch):
     monkeypatch.setenv(device.PRECISION_ENV, "mixed_bfloat16")
     assert device.training_policy() == "mixed_bfloat16"
-    assert device.setup(seed=0) == f"CPU: {os.cpu_count()} cores (mixed_bfloat16)"
+    assert device.setup(seed=0).startswith(f"CPU: {os.cpu_count()} cores (mixed_bfloat16; ")
     assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
     monkeypatch.setenv(device.PRECISION_ENV, "half")
     with pytest.raises(ValueError, match="LLM_BOOK_PRECISION must be one of"):

@@ -100,7 +100,7 @@ test-lab: $(STAMP)
 	LLM_BOOK_PRECISION=$(LAB_PRECISION) $(NETGUARD)-lab.log $(BOUND) $(LAB_SECONDS) \
 	  $(BIN)/python -m pytest tests/lab
 
-# Measurements for book/performance.md (not part of `make test`; about 10
+# Measurements for book/performance.md (not part of `make test`; about 30
 # minutes on 2 cores).  BUDGET sets the training seconds of the char LM.
 BUDGET ?= 300
 bench: $(STAMP)

@@ -92,7 +92,7 @@ MODELS = {
     "tiny": ModelConfig("gru", 32, 16, 50, 16, 3e-3, 3e-4, 0.5, 1.0),  # smoke test only
     "tiny-stateful": ModelConfig("gru", 32, 16, 50, 16, 3e-3, 3e-4, 0.5, 1.0, stateful=True),  # smoke test only
 }
-BEST = "gru256"
+BEST = "lngru256-decay"
 
 
 @keras.saving.register_keras_serializable(package="bench")

@@ -160,35 +160,54 @@ class _LiveView:
     One figure is kept and only its line data change, so a redraw costs a
     few tens of milliseconds.  It is redrawn at most every
     ``refresh_seconds``, and never more often than keeps drawing under 0.5 %
-    of the elapsed time: a redraw takes about 35 ms on two CPU cores, so the
-    plot changes about every 7 s there while the progress line, which costs
-    next to nothing, changes four times a second (``make bench`` measures the
-    cost against plain ``model.fit``).
+    of the elapsed time: a redraw takes 35–50 ms on two CPU cores, so the
+    plot changes every 7–10 s there while the progress line, which costs
+    next to nothing, changes four times a second.  The first drawing waits
+    by the same rule (its cost is taken from the last one), so a run of a
+    few seconds draws its plot once, at the end, and a run of a quarter of
+    a minute twice (``make bench`` measures the cost against plain
+    ``model.fit``).
     """
+
+    #: Seconds the last plot render took, in any view: the first render of
+    #: the next view is scheduled by it.  A first guess until one is timed.
+    render_seconds = 0.04
 
     def __init__(self, refresh_seconds: float):
         import ipywidgets
 
         self.refresh_seconds = refresh_seconds
         self.progress = ipywidgets.HTML("starting…")
-        self.plot = _LossPlot()
+        self.plot = None  # made at the first drawing
         # shown at its own size; by default the widget stretches to the cell
-        width = f"{self.plot.SIZE[0] * self.plot.DPI:.0f}px"
+        width = f"{_LossPlot.SIZE[0] * _LossPlot.DPI:.0f}px"
         self.image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width=width))
         self.box = ipywidgets.VBox([self.progress, self.image])
-        self._next_draw = 0.0
+        self._next_draw = self._after(time.perf_counter())
         self._next_text = 0.0
         _display(self.box)
 
-    def update(self, now: float, text: str, history: History, force: bool = False) -> None:
+    def _after(self, now: float) -> float:
+        return now + max(self.refresh_seconds, 200 * _LiveView.render_seconds)
+
+    def update(self, now: float, text: str, history: History, force: bool = False,
+               force_plot: bool | None = None) -> None:
+        """Show ``text`` and redraw the plot, each when due; ``force`` does both now.
+
+        ``force_plot=False`` with ``force`` shows the text now and leaves the
+        plot to its schedule (an epoch's end: the plot catches up at its next
+        drawing, or at the run's end, which forces both).
+        """
         if force or now >= self._next_text:
             self.progress.value = f"<code>{text}</code>"
             self._next_text = now + 0.25
-        if force or now >= self._next_draw:
+        if (force if force_plot is None else force_plot) or now >= self._next_draw:
             start = time.perf_counter()
+            if self.plot is None:
+                self.plot = _LossPlot()
             self.image.value = figure_png(self.plot.draw(history))
-            cost = time.perf_counter() - start
-            self._next_draw = now + max(self.refresh_seconds, 200 * cost)
+            _LiveView.render_seconds = time.perf_counter() - start
+            self._next_draw = self._after(now)
 
 
 # --------------------------------------------------------------------------
@@ -337,8 +356,8 @@ class _Monitor(TrainingClock):
             self.history.val_step.append(self.global_step)
             self.history.val_loss.append(float(val))
             self.history.val_seconds.append(self.elapsed())
-        if self.view is not None:
-            self._refresh(logs.get("loss"), force=True)
+        if self.view is not None:  # the text now; the plot when due, or at the run's end
+            self._refresh(logs.get("loss"), force=True, force_plot=False)
         elif self.diverged_at is None and _print_epoch(
             self.elapsed() - self._printed_at, epoch + 1, self.epochs
         ):
@@ -361,8 +380,8 @@ class _Monitor(TrainingClock):
             self.clock,
         )
 
-    def _refresh(self, loss, force=False):
-        self.view.update(time.perf_counter(), self.progress_text(loss), self.history, force)
+    def _refresh(self, loss, force=False, force_plot=None):
+        self.view.update(time.perf_counter(), self.progress_text(loss), self.history, force, force_plot)
 
 
 # --------------------------------------------------------------------------

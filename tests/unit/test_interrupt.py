@@ -189,9 +189,11 @@ def test_stop_while_the_live_plot_redraws(stray_signals, repeat, monkeypatch):
     render = train.figure_png
     armed = []
 
-    # The first redraw comes at the first curve point (step 5), mid-training on
-    # any machine; later ones are throttled by their cost, and on a loaded
-    # machine the next may come only after the last step.
+    # With no interval and a last render taken as free, the first redraw comes
+    # at the first curve point (step 5), mid-training on any machine; later
+    # ones are throttled by their cost, and on a loaded machine the next may
+    # come only after the last step.
+    monkeypatch.setattr(train._LiveView, "render_seconds", 0.0)
     def slow_render(fig):
         if armed and not armed[0].moment.is_set() and len(fig.axes[0].lines[0].get_xdata()) >= 1:
             armed[0].moment.set()

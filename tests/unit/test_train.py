@@ -182,6 +182,21 @@ def test_live_view_redraws_often_enough(regression_data, notebook):
     assert bytes(view.image.value) != first and "loss 0.5" in view.progress.value
 
 
+def test_a_short_live_run_draws_its_plot_once(notebook, regression_data, monkeypatch):
+    """The first drawing waits as long as later ones (200 × the last render's cost), and an
+    epoch's end updates the text only, so a run of a few seconds pays for one render, at its end."""
+    monkeypatch.delenv(train.HEADLESS_ENV, raising=False)
+    monkeypatch.setattr(train._LiveView, "render_seconds", 1.0)  # the next drawing is due in 200 s
+    renders = []
+    render = train.figure_png
+    monkeypatch.setattr(train, "figure_png", lambda fig: renders.append(1) or render(fig))
+    result = train.fit(regression_model(), regression_data, regression_data, epochs=3, log_every=1)
+    (box,) = notebook
+    assert renders == [1], "one drawing, at the end"
+    assert result.completed and bytes(box.children[1].value).startswith(b"\x89PNG")
+    assert train._LiveView.render_seconds < 1.0, "the render's own cost is remembered for the next view"
+
+
 def test_headless_notebook_draws_one_final_figure(notebook, regression_data, monkeypatch):
     monkeypatch.setenv(train.HEADLESS_ENV, "1")
     assert not train.live_default()

@@ -89,6 +89,10 @@ MODELS = {
     "gru256-decay": ModelConfig("gru", 256, 64, 100, 64, 4e-3, 2e-4, 10.0, 1.0, weight_decay=0.1),
     # three times the decay, after 0.1 helped
     "gru256-decay0.3": ModelConfig("gru", 256, 64, 100, 64, 4e-3, 2e-4, 10.0, 1.0, weight_decay=0.3),
+    # nanoGPT's Shakespeare-character model (6 blocks of width 384, 6 heads, context 256, batch 64,
+    # dropout 0.2, rates 1e-3 → 1e-4, decay 0.1): what a GPU user would train (bench/gpu.py)
+    "gpt384x6": ModelConfig("gpt", 384, 384, 256, 64, 1e-3, 1e-4, 5.0, 1.0, dropout=0.2, layers=6, heads=6,
+                            weight_decay=0.1),
     "tiny": ModelConfig("gru", 32, 16, 50, 16, 3e-3, 3e-4, 0.5, 1.0),  # smoke test only
     "tiny-stateful": ModelConfig("gru", 32, 16, 50, 16, 3e-3, 3e-4, 0.5, 1.0, stateful=True),  # smoke test only
 }
@@ -140,17 +144,21 @@ class LayerNormGRUCell(keras.layers.Layer):
         return dict(super().get_config(), units=self.units, epsilon=self.epsilon)
 
 
-def _optimizer(config: ModelConfig):
-    """Adam with global-norm clipping; AdamW (biases and LayerNorm parameters not decayed) with a weight decay."""
+def _optimizer(config: ModelConfig, learning_rate=None):
+    """Adam with global-norm clipping; AdamW (biases and LayerNorm parameters not decayed) with a weight decay.
+
+    The rate is the peak rate (:class:`TimeBudget` sets it during training) or ``learning_rate``, a
+    float or a Keras schedule (``bench/gpu.py``).
+    """
+    rate = config.peak_learning_rate if learning_rate is None else learning_rate
     if config.weight_decay > 0:
-        optimizer = keras.optimizers.AdamW(config.peak_learning_rate, weight_decay=config.weight_decay,
-                                           global_clipnorm=config.clip_norm)
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=config.weight_decay, global_clipnorm=config.clip_norm)
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
         return optimizer
-    return keras.optimizers.Adam(config.peak_learning_rate, global_clipnorm=config.clip_norm)
+    return keras.optimizers.Adam(rate, global_clipnorm=config.clip_norm)
 
 
-def build(config: ModelConfig, vocab_size: int, jit_compile=False, for_evaluation=False):
+def build(config: ModelConfig, vocab_size: int, jit_compile=False, for_evaluation=False, learning_rate=None):
     """The compiled model; ``for_evaluation`` builds a stateful model's stateless twin (any batch size)."""
     if config.cell == "gpt":
         from helpers import models
@@ -158,7 +166,7 @@ def build(config: ModelConfig, vocab_size: int, jit_compile=False, for_evaluatio
         model = models.gpt(models.GPTConfig(vocab_size, config.sequence_length, config.layers, config.heads,
                                             config.units, dropout=config.dropout))
         model.compile(
-            optimizer=_optimizer(config),
+            optimizer=_optimizer(config, learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             jit_compile=jit_compile,
         )
@@ -181,7 +189,7 @@ def build(config: ModelConfig, vocab_size: int, jit_compile=False, for_evaluatio
         ]
     )
     model.compile(
-        optimizer=_optimizer(config),
+        optimizer=_optimizer(config, learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )

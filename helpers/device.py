@@ -14,6 +14,8 @@ builds its models inside :func:`exact`, which is float32 on every device.
 
 Importing this module imports TensorFlow with its native start-up log
 silenced, so a notebook imports it before ``keras`` or ``tensorflow``.
+(With ``KERAS_BACKEND=jax`` it imports no TensorFlow: ``bench/gpu.py``
+measures the benchmark model that way on GPU machines without TensorFlow.)
 """
 
 from __future__ import annotations
@@ -58,24 +60,39 @@ def quiet_native_stderr():
         os.close(devnull)
 
 
-with quiet_native_stderr():
-    import tensorflow as tf
+#: Keras' backend, as Keras reads it.  The book runs on TensorFlow; only
+#: ``bench/gpu.py`` runs on JAX, on a GPU machine that has no TensorFlow.
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+
+if BACKEND == "tensorflow":
+    with quiet_native_stderr():
+        import tensorflow as tf
+else:  # pragma: no cover - exercised by bench/gpu.py on a GPU machine
+    tf = None
 
 import keras  # noqa: E402  (after TensorFlow, which it uses as its backend)
 
 
 @functools.cache
 def _physical_gpus() -> tuple:
+    if tf is None:  # pragma: no cover - JAX (bench/gpu.py)
+        import jax
+
+        return tuple(d for d in jax.devices() if d.platform == "gpu")
     with quiet_native_stderr():  # the first query initialises CUDA, noisily
         return tuple(tf.config.list_physical_devices("GPU"))
 
 
 def gpus() -> list:
-    """The physical GPUs TensorFlow can use (an empty list on a CPU machine)."""
+    """The physical GPUs Keras' backend can use (an empty list on a CPU machine)."""
     return list(_physical_gpus())
 
 
 def _gpu_details(gpu) -> dict:
+    if tf is None:  # pragma: no cover - JAX (bench/gpu.py)
+        capability = getattr(gpu, "compute_capability", None)  # "9.0" on CUDA
+        return {"device_name": gpu.device_kind,
+                "compute_capability": tuple(int(n) for n in capability.split(".")) if capability else None}
     try:
         return tf.config.experimental.get_device_details(gpu) or {}
     except (RuntimeError, ValueError):  # pragma: no cover - driver specific
@@ -110,6 +127,8 @@ def strategy():
     Build and compile the model inside ``strategy().scope()``; then
     :func:`helpers.train.fit` trains it, each batch split across the devices.
     """
+    if tf is None:  # pragma: no cover
+        raise RuntimeError(f"strategy() needs Keras' TensorFlow backend; KERAS_BACKEND is {BACKEND!r}")
     if len(gpus()) >= 2:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -188,7 +207,7 @@ def describe() -> str:
                 "no bfloat16 instructions, so products are converted to float32"
             return f"CPU: {os.cpu_count()} cores ({policy}; {how})"
         return f"CPU: {os.cpu_count()} cores" + ("" if policy == "float32" else f" ({policy})")
-    names = [_gpu_details(gpu).get("device_name", gpu.name) for gpu in devices]
+    names = [_gpu_details(gpu).get("device_name") or getattr(gpu, "name", str(gpu)) for gpu in devices]
     label = names[0] if len(set(names)) == 1 else ", ".join(names)
     count = f"{len(devices)} × " if len(devices) > 1 else ""
     precision = {"float32": "float32", "mixed_float16": "mixed precision"}.get(policy, policy)
@@ -210,7 +229,8 @@ def setup(seed: int = 0, mixed: bool = True) -> str:
     # mantissa) unless told not to: errors near 1e-3 that would break the
     # float32 checks of device.exact().  Training in mixed precision does
     # not use float32 products, so this costs it nothing.
-    tf.config.experimental.enable_tensor_float_32_execution(False)
+    if tf is not None:
+        tf.config.experimental.enable_tensor_float_32_execution(False)
     if mixed:
         use_mixed_precision()
     else:

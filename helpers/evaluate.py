@@ -26,7 +26,7 @@ import weakref
 
 import numpy as np
 
-from helpers import device  # noqa: F401  (imports TensorFlow quietly)
+from helpers import device  # imports TensorFlow quietly (and says which backend)
 
 #: nanoGPT's evaluation block for character-level Shakespeare.
 NANOGPT_BLOCK = 256
@@ -37,6 +37,13 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _nll(logits, targets):
     """Σ −log softmax(logits)[target], in float64: logits (batch, time, vocab), targets (batch, time)."""
+    if device.tf is None:  # pragma: no cover - JAX (bench/gpu.py), which computes in float32: NumPy
+        import keras
+
+        logits = keras.ops.convert_to_numpy(logits).astype(np.float64)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return -np.take_along_axis(log_p, np.asarray(targets)[..., None], axis=-1).sum()
     import tensorflow as tf
 
     log_p = tf.nn.log_softmax(tf.cast(logits, tf.float64), axis=-1)
@@ -50,6 +57,11 @@ def _nll_sum_fn(model):
     (and once more for the short last block) it runs several times faster.
     """
     fn = _COMPILED.get(model)
+    if fn is None and device.tf is None:  # pragma: no cover - JAX (bench/gpu.py): Keras' compiled predict
+        def fn(inputs, targets):
+            return _nll(model.predict_on_batch(inputs), targets)
+
+        _COMPILED[model] = fn
     if fn is None:
         import tensorflow as tf
 
@@ -136,7 +148,6 @@ def stream_loss(model, ids, chunk: int = 2048) -> float:
         raise ValueError(f"chunk must be an integer ≥ 1, got {chunk!r}")
     ids = _check_ids(ids)
     import keras
-    import tensorflow as tf
 
     layers = _streaming_layers(model)
 
@@ -152,12 +163,16 @@ def stream_loss(model, ids, chunk: int = 2048) -> float:
                 x = layer(x, training=False)
         return x, new_states
 
-    first = tf.function(lambda x: run(x, None))
-    later = tf.function(run)
+    if device.tf is None:  # pragma: no cover - JAX (bench/gpu.py): its recurrence is a compiled scan
+        first, later = (lambda x: run(x, None)), run
+    else:
+        import tensorflow as tf
+
+        first, later = tf.function(lambda x: run(x, None)), tf.function(run)
     inputs, targets = ids[:-1], ids[1:]
     total, states = 0.0, None
     for start in range(0, len(targets), chunk):
-        x = tf.constant(inputs[None, start : start + chunk])
+        x = keras.ops.convert_to_tensor(inputs[None, start : start + chunk])
         logits, states = (first(x) if states is None else later(x, states))
         total += float(_nll(logits, targets[None, start : start + chunk]))  # logits: (1, time, vocab)
     return total / len(targets)

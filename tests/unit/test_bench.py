@@ -186,3 +186,24 @@ def test_layer_norm_gru_cell_matches_its_formula():
     assert isinstance(model.layers[0], keras.layers.RNN) or isinstance(model.layers[1], keras.layers.RNN)
     # streaming from the start equals one block covering the whole text
     assert abs(evaluate.stream_loss(model, ids, chunk=7) - evaluate.char_loss(model, ids, block=40)) < 1e-5
+
+
+def test_gpu_script_runs_on_the_cpu_too(tmp_path):
+    """bench/gpu.py (Keras on JAX on the GPU machines) runs on this backend as well: a tiny run."""
+    import subprocess
+
+    out = tmp_path / "gpu.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu.py"), "--out", str(out), "--budget", "2", "--model", "tiny",
+         "--precision", "float32", "--survey-seconds", "0.3", "--survey-models", "gru256", "--validate-every", "10"],
+        check=True, timeout=300, cwd=tmp_path,
+    )
+    results = json.loads(out.read_text())
+    assert results["machine"]["backend"] == "tensorflow" and results["machine"]["device"].startswith("CPU")
+    assert {row["model"] for row in results["survey"]} == {"gru256"} and len(results["survey"]) == 3
+    assert all(row["tokens_per_second"] > 0 for row in results["survey"])
+    run = results["char_lm"]
+    assert run["model"] == "tiny" and run["steps"] > 10 and 1.5 <= run["training_seconds"] <= 6
+    assert set(run["held_out_loss_nats_per_char"]) == {"blocks256", "streaming"}
+    assert all(0 < v < 4.5 for v in run["held_out_loss_nats_per_char"].values()), "better than uniform (ln 72)"
+    assert run["validation_curve"]["loss"] and run["validation_curve"]["step"][0] == 10

@@ -145,8 +145,8 @@ def headline(corpus, name: str, budget: float, policy: str, validate_every: int 
              calibrate: float = 10.0) -> dict:
     """Train ``name`` for ``budget`` seconds and score it under both protocols.
 
-    The rate follows ``bench.run.TimeBudget``'s shape (a linear warm-up from
-    5 % of the peak, then a cosine decay to the final rate), set in steps:
+    The rate follows ``bench.run.TimeBudget``'s shape (a linear warm-up to
+    the peak, here from 5 % of it, then a cosine decay to the final rate), set in steps:
     the steps that fit in the budget are estimated from ``calibrate``
     seconds of training a twin model first.
     """
@@ -172,14 +172,17 @@ def headline(corpus, name: str, budget: float, policy: str, validate_every: int 
     start = time.perf_counter()
     losses = run.held_out_losses(model, config, corpus.val_ids)
     tokens = clock.steps * config.batch_size * config.sequence_length
+    timed = (clock.steps - 1) * config.batch_size * config.sequence_length  # the steps after the compiling one
     return {
         "model": name, "config": asdict(config), "precision": policy, "parameters": int(model.count_params()),
         "budget_seconds": budget, "training_seconds": round(seconds, 2), "wall_seconds": round(wall, 2),
         "planned_steps": planned, "steps": clock.steps, "tokens": tokens,
-        "tokens_per_second": round(tokens / wall),
+        "tokens_per_second": round(timed / seconds), "calibration_seconds": calibrate,
+        "validate_every": validate_every,
         "evaluation_seconds": round(time.perf_counter() - start, 1),
         "held_out_loss_nats_per_char": losses,
-        "validation_curve": clock.curve,  # protocol (a) on the first VALIDATION_CHARS held-out characters
+        "validation_curve": clock.curve,  # protocol (a) on the first validation_characters held-out characters
+        "validation_characters": VALIDATION_CHARS,
     }
 
 
@@ -199,9 +202,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--survey-seconds", type=float, default=8.0, help="per survey row; 0 skips the survey")
     parser.add_argument("--survey-models", default="", help="comma-separated: only these models' rows")
     parser.add_argument("--validate-every", type=int, default=1000, help="steps between held-out checks")
+    parser.add_argument("--calibrate", type=float, default=10.0,
+                        help="seconds of training a twin model to estimate the steps in the budget")
     args = parser.parse_args(argv)
     if not math.isfinite(args.budget) or args.budget <= 0:
         parser.error(f"--budget must be a number of seconds > 0, got {args.budget}")
+    if run.MODELS[args.model].stateful:
+        parser.error(f"{args.model} carries its state across windows; bench/gpu.py trains stateless models only")
     corpus = data.char_corpus()
     results = {"machine": machine()}
     print(f"{results['machine']['device']}, Keras {keras.__version__} on {results['machine']['backend']}",
@@ -210,8 +217,11 @@ def main(argv=None) -> dict:
         print("survey …", flush=True)
         names = set(args.survey_models.split(",")) if args.survey_models else None
         results["survey"] = survey(corpus, args.survey_seconds, names)
+        results["survey_seconds"] = args.survey_seconds
     print(f"{args.model} for {args.budget:g} s in {args.precision} …", flush=True)
-    results["char_lm"] = headline(corpus, args.model, args.budget, args.precision, args.validate_every)
+    results["char_lm"] = headline(corpus, args.model, args.budget, args.precision, args.validate_every,
+                                  args.calibrate)
+    results["char_lm"]["machine"] = results["machine"]
     print(json.dumps(results["char_lm"]["held_out_loss_nats_per_char"]), flush=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     return results

@@ -60,15 +60,32 @@ def quiet_native_stderr():
         os.close(devnull)
 
 
-#: Keras' backend, as Keras reads it.  The book runs on TensorFlow; only
-#: ``bench/gpu.py`` runs on JAX, on a GPU machine that has no TensorFlow.
-BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+def _keras_backend() -> str:
+    """Keras' backend as Keras reads it: ``KERAS_BACKEND``, else ``~/.keras/keras.json``, else TensorFlow."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    config = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "keras.json")
+    try:
+        import json
+
+        with open(config) as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+#: The book runs on TensorFlow; only ``bench/gpu.py`` runs on JAX, on a GPU
+#: machine that has no TensorFlow.
+BACKEND = _keras_backend()
 
 if BACKEND == "tensorflow":
     with quiet_native_stderr():
         import tensorflow as tf
-else:  # pragma: no cover - exercised by bench/gpu.py on a GPU machine
+elif BACKEND == "jax":  # pragma: no cover - exercised by bench/gpu.py on a GPU machine
     tf = None
+else:
+    raise ImportError(f"the book's helpers run on Keras' TensorFlow backend (or JAX for bench/gpu.py), "
+                      f"not {BACKEND!r}: unset KERAS_BACKEND or set it to 'tensorflow'")
 
 import keras  # noqa: E402  (after TensorFlow, which it uses as its backend)
 
@@ -218,7 +235,8 @@ def setup(seed: int = 0, mixed: bool = True) -> str:
     """Seed everything, choose the training precision, and describe the hardware.
 
     The first code cell of every chapter prints what this returns.  Float32
-    products stay float32 on GPUs with TensorFloat-32 (TF32 is turned off).  With
+    products stay float32 on GPUs with TensorFloat-32 (TF32 is turned off;
+    on Keras' JAX backend, used only by ``bench/gpu.py``, JAX's default stays).  With
     ``mixed=False`` the chapter computes in float32 on every device (for a
     chapter whose checks are all numerical); otherwise the global policy is
     :func:`training_policy`'s.

@@ -166,12 +166,15 @@ class _LiveView:
     by the same rule (its cost is taken from the last one), so a run of a
     few seconds draws its plot once, at the end, and a run of a quarter of
     a minute twice (``make bench`` measures the cost against plain
-    ``model.fit``).
+    ``model.fit``).  No wait is longer than :attr:`MAX_WAIT`.
     """
 
     #: Seconds the last plot render took, in any view: the first render of
     #: the next view is scheduled by it.  A first guess until one is timed.
     render_seconds = 0.04
+    #: The longest wait between drawings (seconds), however slow one render
+    #: was (a busy machine), so that a reader always sees the curve move.
+    MAX_WAIT = 30.0
 
     def __init__(self, refresh_seconds: float):
         import ipywidgets
@@ -188,7 +191,7 @@ class _LiveView:
         _display(self.box)
 
     def _after(self, now: float) -> float:
-        return now + max(self.refresh_seconds, 200 * _LiveView.render_seconds)
+        return now + max(self.refresh_seconds, min(200 * _LiveView.render_seconds, self.MAX_WAIT))
 
     def update(self, now: float, text: str, history: History, force: bool = False,
                force_plot: bool | None = None) -> None:
@@ -202,9 +205,9 @@ class _LiveView:
             self.progress.value = f"<code>{text}</code>"
             self._next_text = now + 0.25
         if (force if force_plot is None else force_plot) or now >= self._next_draw:
-            start = time.perf_counter()
-            if self.plot is None:
+            if self.plot is None:  # made once, outside the timing: only the render repeats
                 self.plot = _LossPlot()
+            start = time.perf_counter()
             self.image.value = figure_png(self.plot.draw(history))
             _LiveView.render_seconds = time.perf_counter() - start
             self._next_draw = self._after(now)

@@ -171,15 +171,18 @@ def test_live_view_updates_in_place(notebook, regression_data, monkeypatch):
     assert "Completed 16 steps" in progress.value and result.completed
 
 
-def test_live_view_redraws_often_enough(regression_data, notebook):
+def test_live_view_redraws_often_enough(regression_data, notebook, monkeypatch):
+    monkeypatch.setattr(train._LiveView, "render_seconds", 0.0)  # the first drawing is due at once
     view = train._LiveView(refresh_seconds=0.0)
+    now = time.perf_counter()
     history = train.History(step=[1, 2], loss=[2.0, 1.0])
-    view.update(0.0, "first", history)
+    view.update(now, "first", history)
     first = bytes(view.image.value)
+    assert first.startswith(b"\x89PNG"), "drawn at the first update"
     history.step.append(3)
     history.loss.append(0.5)
-    view.update(1e6, "epoch 1/1 · loss 0.5", history)
-    assert bytes(view.image.value) != first and "loss 0.5" in view.progress.value
+    view.update(now + view.MAX_WAIT, "epoch 1/1 · loss 0.5", history)
+    assert bytes(view.image.value) != first and "loss 0.5" in view.progress.value, "redrawn within MAX_WAIT"
 
 
 def test_a_short_live_run_draws_its_plot_once(notebook, regression_data, monkeypatch):

@@ -184,7 +184,8 @@ class _LiveView:
         self.plot = None  # made at the first drawing
         # shown at its own size; by default the widget stretches to the cell
         width = f"{_LossPlot.SIZE[0] * _LossPlot.DPI:.0f}px"
-        self.image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width=width))
+        # hidden until its first drawing: an empty image shows as a broken one
+        self.image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width=width, display="none"))
         self.box = ipywidgets.VBox([self.progress, self.image])
         self._next_draw = self._after(time.perf_counter())
         self._next_text = 0.0
@@ -210,6 +211,7 @@ class _LiveView:
             start = time.perf_counter()
             self.image.value = figure_png(self.plot.draw(history))
             _LiveView.render_seconds = time.perf_counter() - start
+            self.image.layout.display = None  # shown from the first drawing on
             self._next_draw = self._after(now)
 
 

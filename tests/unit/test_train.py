@@ -174,6 +174,7 @@ def test_live_view_updates_in_place(notebook, regression_data, monkeypatch):
 def test_live_view_redraws_often_enough(regression_data, notebook, monkeypatch):
     monkeypatch.setattr(train._LiveView, "render_seconds", 0.0)  # the first drawing is due at once
     view = train._LiveView(refresh_seconds=0.0)
+    assert view.image.layout.display == "none", "no empty (broken) image before the first drawing"
     now = time.perf_counter()
     history = train.History(step=[1, 2], loss=[2.0, 1.0])
     view.update(now, "first", history)
@@ -196,6 +197,7 @@ def test_a_short_live_run_draws_its_plot_once(notebook, regression_data, monkeyp
     result = train.fit(regression_model(), regression_data, regression_data, epochs=3, log_every=1)
     (box,) = notebook
     assert renders == [1], "one drawing, at the end"
+    assert box.children[1].layout.display is None, "the image is shown once drawn (hidden while empty)"
     assert result.completed and bytes(box.children[1].value).startswith(b"\x89PNG")
     assert train._LiveView.render_seconds < 1.0, "the render's own cost is remembered for the next view"
 

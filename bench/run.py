@@ -728,12 +728,12 @@ def write_page(results: dict, path: Path, figure: str) -> None:
         short = tl.get("blocks128")  # a GPT whose context is 128
         other = tl.get("streaming", tl.get("window"))
         old = tl.get("windows100")
-        return (f"| `{t['model']}` | {_label(c)} | {c.dropout:g} | {c.sequence_length} | {c.batch_size} "
+        return (f"| `{t['model']}` | {_label(c)} | {c.sequence_length} | {c.batch_size} "
                 f"| {c.peak_learning_rate:g} → {c.final_learning_rate:g} | {t['budget_seconds']:.0f} s "
                 f"| {f'{b:.3f}' if b is not None else f'{short:.3f} (blocks of 128)' if short is not None else '—'} | {'—' if other is None else f'{other:.3f}'} "
                 f"| {'—' if old is None else f'{old:.3f}'} | {t['tokens_per_second']:,} | {t.get('date', 'earlier')} |")
 
-    tried = "\n".join(trial_row(t) for t in results.get("trials", [])) or "| (none yet) |" + " |" * 11
+    tried = "\n".join(trial_row(t) for t in results.get("trials", [])) or "| (none yet) |" + " |" * 10
     whole = results.get("whole_book") or {}
     nb_sum = sum(nbs["seconds"].values()) if nbs["seconds"] else None
     build = whole.get("make_book_seconds") or []
@@ -806,7 +806,7 @@ Throughput of the candidates on this machine (`train_on_batch`, windows of 100 c
 
 Candidates trained for the full budget (`python bench/run.py --trial-only --model NAME` adds a row), best first under protocol (a). Runs measured before the protocols were fixed were scored on 100-character windows from a fresh state, which reads about 0.03 worse than (a); they are kept in their own column, not mixed with the others.
 
-| Name | Model | Dropout | Window | Batch | Learning rate | Budget | (a) blocks of 256 | (b) streaming or sliding window | 100-character windows | Tokens/s | Measured |
+| Name | Model | Window | Batch | Learning rate | Budget | (a) blocks of 256 | (b) streaming or sliding window | 100-character windows | Tokens/s | Measured |
 |---|---|---|---|---|---|---|---|---|---|---|---|
 {tried}
 
@@ -930,9 +930,10 @@ def _gpu_section(results: dict) -> str:
         else:
             best = "—"
         runs.append(f"| `{r['model']}` | {r['precision']} | {r['training_seconds']:.0f} s of {r['budget_seconds']:.0f} "
-                    f"| {r['steps']:,} | {_gpu_run_rate(r):,} | {r['tokens'] / characters:.0f} | {_fmt(a)} "
-                    f"| {_fmt(b)}{f' ({b_name})' if b_name else ''} | {best} | {r['machine']['date']} |")
-    runs = "\n".join(runs) or "| (none) |" + " |" * 9
+                    f"| {_gpu_run_rate(r):,} | {r['tokens'] / characters:.0f} | {_fmt(a)} "
+                    f"| {_fmt(b)}{f' ({b_name})' if b_name else ''} | {best} |")
+    runs = "\n".join(runs) or "| (none) |" + " |" * 7
+    dates = sorted({r["machine"]["date"] for r in gpu.get("runs", [])} | {m["date"]})
     devices = sorted({r["machine"]["device"].removeprefix("GPU: ").split(" (")[0] for r in gpu.get("runs", [])}
                      | {m["device"].removeprefix("GPU: ").split(" (")[0]})
     backend = m.get("backend", "jax")
@@ -940,7 +941,7 @@ def _gpu_section(results: dict) -> str:
                      if (r.get("validation_curve") or {}).get("loss")})
     check_text = "; ".join(f"every {every:,} steps on the first {chars:,} held-out characters"
                            for chars, every in checks if chars and every)
-    return f"""Measured on {', '.join(devices)} with Keras {m['keras']} on {backend.upper() if backend == 'jax' else backend} \
+    return f"""Measured on {', '.join(devices)} on {', '.join(dates)} with Keras {m['keras']} on {backend.upper() if backend == 'jax' else backend} \
 {m.get(backend, '')}, by `bench/gpu.py`, not by `make bench`. The GPU machines lent to this project carry PyTorch \
 and JAX but no TensorFlow, and cannot download anything; TensorFlow's wheel with the CUDA libraries it needs is \
 gigabytes, against the 64 MiB that can be carried to them. Keras 3 runs the same model code on JAX, so the script \
@@ -965,8 +966,8 @@ seconds. A run ends when the budget or those steps run out, whichever comes firs
 many times a run went through the training text ({characters:,} characters). The held-out checks during a run \
 score protocol (a) {check_text or 'on part of the held-out text'} (— where a run made none):
 
-| Model | Precision | Trained | Steps | Tokens/s | Passes | (a) 256-blocks | (b) streaming, or sliding window | Held-out checks: best; last | Date |
-|---|---|---|---|---|---|---|---|---|---|
+| Model | Precision | Trained | Tokens/s | Passes | (a) | (b) | Held-out checks: best; last |
+|---|---|---|---|---|---|---|---|
 {runs}
 
 {_gpu_findings(results)}
@@ -1093,7 +1094,8 @@ def _overhead_age(over: dict) -> str:
 def _label(c: ModelConfig) -> str:
     label = (f"GPT, {c.layers} blocks of width {c.units}" if c.cell == "gpt"
              else f"GRU-{c.units}, LayerNorm in the recurrence" if c.cell == "lngru" else f"{c.cell.upper()}-{c.units}")
-    return (label + (f", AdamW decay {c.weight_decay:g}" if c.weight_decay else "")
+    return (label + (f", dropout {c.dropout:g}" if c.dropout else "")
+            + (f", AdamW decay {c.weight_decay:g}" if c.weight_decay else "")
             + (", bfloat16 products" if c.precision == "mixed_bfloat16" else ""))
 
 

@@ -222,7 +222,7 @@ def test_gpu_script_runs_on_the_cpu_too(tmp_path):
     merged = bench.main(["--gpu", str(out), "--out", str(tmp_path), "--page", str(tmp_path / "performance.md")])
     assert merged["gpu"]["runs"][-1]["steps"] == run["steps"] and merged["gpu"]["survey"] == results["survey"]
     section = (tmp_path / "performance.md").read_text().split("## On a GPU")[1]
-    assert f"| `tiny` | float32 | {run['training_seconds']:.0f} s of 2 | {run['steps']:,} |" in section
+    assert f"| `tiny` | float32 | {run['training_seconds']:.0f} s of 2 | {merged['gpu']['runs'][-1]['tokens_per_second']:,} |" in section
     assert "| `lngru256-decay` | 64 | float32 |" in section and "(trial) |" in section
     assert "on the first 20,480 held-out characters" in section
     again = bench.main(["--gpu", str(out), "--out", str(tmp_path), "--page", str(tmp_path / "performance.md")])

@@ -73,11 +73,7 @@ def batches(ids, length: int, batch: int, seed: int = 0):
 
 
 def _build(config, vocab_size: int, policy: str, learning_rate=None):
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        return run.build(config, vocab_size, jit_compile=True, learning_rate=learning_rate)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    return run.build(replace(config, precision=policy), vocab_size, jit_compile=True, learning_rate=learning_rate)
 
 
 def _steps_per_second(model, stream, seconds: float) -> float:

@@ -930,7 +930,7 @@ def _gpu_section(results: dict) -> str:
         else:
             best = "—"
         runs.append(f"| `{r['model']}` | {r['precision']} | {r['training_seconds']:.0f} s of {r['budget_seconds']:.0f} "
-                    f"| {_gpu_run_rate(r):,} | {r['tokens'] / characters:.0f} | {_fmt(a)} "
+                    f"| {r['tokens_per_second']:,} | {r['tokens'] / characters:.0f} | {_fmt(a)} "
                     f"| {_fmt(b)}{f' ({b_name})' if b_name else ''} | {best} |")
     runs = "\n".join(runs) or "| (none) |" + " |" * 7
     dates = sorted({r["machine"]["date"] for r in gpu.get("runs", [])} | {m["date"]})
